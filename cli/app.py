@@ -1,0 +1,60 @@
+"""Typer application: registers the commands and maps every SmecError to one line and exit 1.
+
+Tracebacks are shown only when ``SMEC_VDB_DEBUG=1``.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import typer
+
+from smec_vdb.errors import SmecError
+
+app = typer.Typer(
+    name="smec-vdb",
+    help="Compress embeddings with SMEC and store them as multi-resolution collections in Qdrant or Milvus.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+def _register_commands() -> None:
+    from smec_vdb.cli import train
+
+    train.register(app)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    _register_commands()
+    debug = os.environ.get("SMEC_VDB_DEBUG", "") not in ("", "0", "false")
+    try:
+        app(standalone_mode=False)
+    except SmecError as e:
+        if debug:
+            raise
+        hint = " (retrying may help)" if e.retriable else ""
+        print(f"error: {e}{hint}", file=sys.stderr)
+        sys.exit(1)
+    except (typer.Abort, KeyboardInterrupt):
+        print("aborted", file=sys.stderr)
+        sys.exit(130)
+    except SystemExit:
+        raise
+    except Exception as e:  # click usage errors are handled below; anything else is a bug
+        import click
+
+        if isinstance(e, click.ClickException):
+            e.show()
+            sys.exit(e.exit_code)
+        if debug:
+            raise
+        print(f"internal error: {type(e).__name__}: {e} (set SMEC_VDB_DEBUG=1 for a traceback)", file=sys.stderr)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,160 @@
+"""The compressor interface every method (SMEC and the baselines) implements.
+
+A compressor maps a D-dim input embedding to a nested family of lower-dim embeddings
+``dims`` (strictly decreasing, each < D). ``encode(x, dim)`` returns float32, L2-normalised
+rows, streaming large inputs through fixed-size chunks so memory stays bounded.
+
+Example::
+
+    comp = smec_vdb.load("models/scifact")
+    low = comp.encode(vectors, 64)          # (n, 64) float32, unit rows
+    full = comp.encode(vectors, comp.input_dim)  # the input itself, normalised
+"""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+from pathlib import Path
+from typing import Any, ClassVar, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from smec_vdb.errors import ConfigError, DimensionError, InvalidVectorError
+
+ENCODE_CHUNK_ROWS = 8192
+
+
+def validate_schedule(input_dim: int, dims: Sequence[int]) -> tuple[int, ...]:
+    """Check that ``dims`` is a non-empty, strictly decreasing list of positive ints below ``input_dim``."""
+    dims = tuple(int(d) for d in dims)
+    if input_dim < 2:
+        raise ConfigError(f"input dim must be >= 2, found {input_dim}")
+    if not dims:
+        raise ConfigError("dims schedule is empty: expected e.g. 128,64,32")
+    if any(d <= 0 for d in dims):
+        raise ConfigError(f"dims must be positive, found {list(dims)}")
+    if any(b >= a for a, b in zip(dims, dims[1:])):
+        raise ConfigError(f"dims must be strictly decreasing, found {list(dims)}")
+    if dims[0] >= input_dim:
+        raise ConfigError(f"dims must be smaller than the input dim {input_dim}, found {dims[0]}")
+    return dims
+
+
+def as_float_tensor(x: Any, input_dim: int) -> torch.Tensor:
+    """Turn numpy/torch/list input into a 2-D float32 CPU tensor of width ``input_dim``, or raise."""
+    if isinstance(x, torch.Tensor):
+        t = x.detach()
+    else:
+        arr = np.asarray(x)
+        if arr.dtype.kind not in "fiu":
+            raise InvalidVectorError(f"expected numeric vectors, found dtype {arr.dtype}")
+        t = torch.from_numpy(np.ascontiguousarray(arr))
+    if t.ndim == 1:
+        t = t.unsqueeze(0)
+    if t.ndim != 2:
+        raise DimensionError(f"expected a (n, {input_dim}) matrix, found shape {tuple(t.shape)}")
+    if t.shape[0] == 0:
+        raise InvalidVectorError("no vectors to encode: input has 0 rows")
+    if t.shape[1] != input_dim:
+        raise DimensionError(f"expected vectors of width {input_dim}, found width {t.shape[1]}")
+    return t.to(dtype=torch.float32)
+
+
+def check_finite_rows(t: torch.Tensor, row_offset: int = 0) -> None:
+    """Raise InvalidVectorError naming the first row that holds NaN/inf or is all zeros."""
+    bad = ~torch.isfinite(t).all(dim=1)
+    if bool(bad.any()):
+        i = int(torch.nonzero(bad)[0, 0]) + row_offset
+        raise InvalidVectorError(f"row {i} holds NaN or inf values ({int(bad.sum())} such rows in this chunk)")
+    zero = (t == 0).all(dim=1)
+    if bool(zero.any()):
+        i = int(torch.nonzero(zero)[0, 0]) + row_offset
+        raise InvalidVectorError(f"row {i} is all zeros: it has no direction to compress")
+
+
+class Compressor(nn.Module):
+    """Base class: subclasses implement :meth:`project` and declare their tensors for saving.
+
+    Subclasses set ``method`` (the registry name) and implement:
+
+    * ``project(x, dim)``: un-normalised (n, dim) output for a float32 batch;
+    * ``config()``: JSON-able constructor arguments that, with the saved tensors, rebuild it;
+    * ``from_config(config)``: the inverse; tensors are then loaded with ``load_state_dict``.
+    """
+
+    method: ClassVar[str] = ""
+
+    def __init__(self, input_dim: int, dims: Sequence[int]) -> None:
+        super().__init__()
+        self.input_dim = int(input_dim)
+        self.dims = validate_schedule(self.input_dim, dims)
+        self.training_info: dict[str, Any] = {}
+
+    # -- what subclasses provide ------------------------------------------------------
+    @abstractmethod
+    def project(self, x: torch.Tensor, dim: int) -> torch.Tensor:
+        """Map a float32 (n, input_dim) batch to the un-normalised (n, dim) embedding."""
+
+    @abstractmethod
+    def config(self) -> dict[str, Any]:
+        """Constructor arguments (JSON-able) needed to rebuild this compressor before loading tensors."""
+
+    @classmethod
+    @abstractmethod
+    def from_config(cls, config: dict[str, Any]) -> "Compressor":
+        """Rebuild an untrained instance with the right shapes from :meth:`config`."""
+
+    def selected_indices(self) -> dict[int, list[int]] | None:
+        """For methods that select dimensions (ADS), which stage-input dims each level keeps."""
+        return None
+
+    # -- shared behaviour -------------------------------------------------------------
+    def check_dim(self, dim: int) -> int:
+        dim = int(dim)
+        if dim != self.input_dim and dim not in self.dims:
+            raise DimensionError(
+                f"dim {dim} is not trained: this compressor provides {list(self.dims)} (and the input dim {self.input_dim})"
+            )
+        return dim
+
+    @torch.inference_mode()
+    def encode(self, x: Any, dim: int, *, chunk_rows: int = ENCODE_CHUNK_ROWS) -> np.ndarray:
+        """Encode vectors to ``dim``: float32, L2-normalised rows, streamed in chunks of ``chunk_rows``.
+
+        ``x`` is a (n, input_dim) or (input_dim,) numpy array or torch tensor of any float dtype.
+        ``dim == input_dim`` returns the normalised input (the "full" resolution).
+        """
+        dim = self.check_dim(dim)
+        t = as_float_tensor(x, self.input_dim)
+        device = self._device()
+        out = np.empty((t.shape[0], dim), dtype=np.float32)
+        for start in range(0, t.shape[0], chunk_rows):
+            chunk = t[start : start + chunk_rows]
+            check_finite_rows(chunk, start)
+            chunk = chunk.to(device)
+            low = chunk if dim == self.input_dim else self.project(chunk, dim)
+            low = torch.nn.functional.normalize(low, dim=1)
+            out[start : start + chunk.shape[0]] = low.float().cpu().numpy()
+        return out
+
+    def _device(self) -> torch.device:
+        for p in self.parameters():
+            return p.device
+        for b in self.buffers():
+            return b.device
+        return torch.device("cpu")
+
+    def save(self, directory: str | Path) -> Path:
+        """Write safetensors weights and a JSON manifest to ``directory`` (see :mod:`artifact`)."""
+        from smec_vdb.compress.artifact import save
+
+        return save(self, directory)
+
+    @property
+    def manifest_hash(self) -> str:
+        """Stable id of this compressor (hash of its manifest and weights): collections record it."""
+        from smec_vdb.compress.artifact import compressor_hash
+
+        return compressor_hash(self)

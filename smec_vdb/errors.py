@@ -1,0 +1,63 @@
+"""One exception hierarchy for smec-vdb.
+
+Every failure the library reports is a :class:`SmecError`. Engine errors (gRPC, HTTP,
+Rust panics) are mapped into :class:`BackendError` at the adapter boundary, with
+``retriable`` saying whether trying again can help (connection refused, timeouts).
+"""
+
+from __future__ import annotations
+
+
+class SmecError(Exception):
+    """Base class of every smec-vdb error. ``retriable`` is True when a retry may succeed."""
+
+    retriable: bool = False
+
+    def __init__(self, message: str, *, retriable: bool | None = None) -> None:
+        super().__init__(message)
+        if retriable is not None:
+            self.retriable = retriable
+
+
+class ConfigError(SmecError):
+    """Invalid options: a dims schedule that is not decreasing, an unknown method, conflicting arguments."""
+
+
+class DimensionError(SmecError):
+    """A vector width or output dim does not match what the compressor or collection expects."""
+
+
+class InvalidVectorError(SmecError):
+    """Input vectors are empty, non-finite (NaN/inf) or all-zero where a direction is needed."""
+
+
+class ArtifactError(SmecError):
+    """A saved compressor is missing, corrupt, truncated or of an incompatible format."""
+
+
+class DataError(SmecError):
+    """Training or evaluation data is malformed (qrels, id lists, .npy files)."""
+
+
+class BackendError(SmecError):
+    """An engine operation failed. ``retriable`` tells whether a retry can help."""
+
+
+class CollectionNotFoundError(BackendError):
+    """The named collection (or alias) does not exist."""
+
+
+class CollectionExistsError(BackendError):
+    """A collection with that name exists already, with a schema other than the one asked for."""
+
+
+class CompressorMismatchError(SmecError):
+    """A collection was written by another compressor than the one used to read or write it."""
+
+
+class MigrationError(SmecError):
+    """A migration cannot proceed (bad source, checkpoint from another run, …)."""
+
+
+class VerificationError(MigrationError):
+    """A finished migration failed its verification (counts, ids, payloads or recall)."""
