@@ -1,0 +1,187 @@
+"""The backend Protocol: what migration and coarse-to-fine search need from a vector engine.
+
+One implementation per engine (``qdrant``, ``qdrant_edge``, ``milvus``) lives beside this
+module; :func:`smec_vdb.adapters.open_backend` picks one from a connection string. Every
+method raises only :class:`smec_vdb.errors.SmecError` subclasses: engine exceptions are mapped
+at this boundary (``BackendError.retriable`` says whether trying again may help).
+
+A *multi-resolution collection* stores, per point, one named vector per resolution
+(e.g. ``full`` 3584-d, ``d512``, ``d128``) plus a JSON payload.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Iterator, Literal, Mapping, Protocol, Sequence, Union, runtime_checkable
+
+import numpy as np
+
+from smec_vdb.errors import ConfigError
+
+PointId = Union[int, str]
+Distance = Literal["cosine", "dot", "euclid"]
+PayloadType = Literal["keyword", "integer", "float", "bool"]
+# Payload filter: {field: value} matches payload[field] == value; {field: [v1, v2]} matches any of them.
+# Several fields are ANDed. Values are str/int/float/bool.
+Filter = Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class Resolution:
+    """One named vector of a collection: ``name`` (e.g. "d128") and its width."""
+
+    name: str
+    dim: int
+
+    def __post_init__(self) -> None:
+        if not self.name or not self.name.replace("_", "").isalnum():
+            raise ConfigError(f"vector name must be alphanumeric/underscore, found {self.name!r}")
+        if self.dim < 1:
+            raise ConfigError(f"vector {self.name!r}: dim must be >= 1, found {self.dim}")
+
+
+@dataclass(frozen=True)
+class IndexParams:
+    """Vector index: ``flat`` (exact) or ``hnsw`` with its build parameters."""
+
+    kind: Literal["flat", "hnsw"] = "flat"
+    m: int = 16
+    ef_construct: int = 128
+    ef_search: int = 128
+
+
+@dataclass(frozen=True)
+class CollectionSchema:
+    """What a collection holds. ``resolutions`` are ordered from widest to narrowest."""
+
+    resolutions: tuple[Resolution, ...]
+    distance: Distance = "cosine"
+    id_type: Literal["int", "str"] = "int"
+    payload_indexes: Mapping[str, PayloadType] = field(default_factory=dict)
+    index: IndexParams = IndexParams()
+
+    def __post_init__(self) -> None:
+        if not self.resolutions:
+            raise ConfigError("a collection needs at least one vector resolution")
+        names = [r.name for r in self.resolutions]
+        if len(set(names)) != len(names):
+            raise ConfigError(f"vector names must be unique, found {names}")
+        if self.distance not in ("cosine", "dot", "euclid"):
+            raise ConfigError(f"distance must be cosine, dot or euclid, found {self.distance!r}")
+
+    def resolution(self, name: str) -> Resolution:
+        for r in self.resolutions:
+            if r.name == name:
+                return r
+        raise ConfigError(f"no vector named {name!r}; this collection has {[r.name for r in self.resolutions]}")
+
+
+@dataclass
+class Point:
+    """A stored point: id, named vectors (float32 1-D arrays) and payload."""
+
+    id: PointId
+    vectors: dict[str, np.ndarray]
+    payload: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Hit:
+    """A search result. ``score``: higher is better (cosine/dot similarity; negative L2 for euclid)."""
+
+    id: PointId
+    score: float
+    payload: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class SearchStage:
+    """One step of a coarse-to-fine search: query ``vector`` on resolution ``name``, keep ``limit``."""
+
+    name: str
+    vector: np.ndarray
+    limit: int
+
+
+@dataclass
+class Batch:
+    """A batch of points to upsert: ids, one (n, dim) float32 matrix per resolution, payloads."""
+
+    ids: Sequence[PointId]
+    vectors: Mapping[str, np.ndarray]
+    payloads: Sequence[Mapping[str, Any]] | None = None
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """A connection to one engine instance (server or embedded store)."""
+
+    #: target name, e.g. "qdrant-edge", "qdrant-local", "qdrant-server", "milvus-lite", "milvus-server"
+    target: str
+    #: whether create_alias/switch_alias/resolve_alias are supported
+    supports_aliases: bool
+
+    # -- collections ------------------------------------------------------------------
+    def list_collections(self) -> list[str]: ...
+    def exists(self, collection: str) -> bool: ...
+    def create_collection(self, collection: str, schema: CollectionSchema) -> None:
+        """Create it; CollectionExistsError if it exists (whatever its schema)."""
+    def schema(self, collection: str) -> CollectionSchema:
+        """The collection's schema as stored by the engine; CollectionNotFoundError if absent."""
+    def drop(self, collection: str) -> None:
+        """Delete the collection and its metadata; a no-op if absent."""
+    def count(self, collection: str) -> int: ...
+
+    # -- points -----------------------------------------------------------------------
+    def upsert(self, collection: str, batch: Batch) -> None:
+        """Insert or overwrite points (same id → replaced). Every resolution of the schema must be
+        given with the right width (DimensionError) and finite values (InvalidVectorError);
+        nothing is written when validation fails."""
+    def scroll(
+        self, collection: str, *, cursor: Any = None, limit: int = 1000, with_vectors: bool | Sequence[str] = True
+    ) -> tuple[list[Point], Any]:
+        """Points in a stable order (by id) from ``cursor`` (None = start); returns (points, next_cursor),
+        next_cursor None at the end. The cursor is JSON-serialisable so a migration can checkpoint it."""
+    def retrieve(
+        self, collection: str, ids: Sequence[PointId], *, with_vectors: bool | Sequence[str] = True
+    ) -> list[Point]:
+        """The points with these ids that exist, in the order of ``ids``."""
+
+    # -- search -----------------------------------------------------------------------
+    def search(
+        self, collection: str, name: str, vector: np.ndarray, limit: int, *, filter: Filter | None = None,
+        with_payload: bool = True,
+    ) -> list[Hit]:
+        """Nearest neighbours of one query on one resolution."""
+    def search_stages(
+        self, collection: str, stages: Sequence[SearchStage], *, filter: Filter | None = None,
+        with_payload: bool = True,
+    ) -> list[Hit]:
+        """Coarse-to-fine: stage 0 searches its resolution for ``limit`` candidates (with ``filter``),
+        each next stage re-scores the previous stage's candidates on its resolution and keeps its
+        ``limit``; the last stage's hits are returned, best first."""
+
+    # -- metadata, aliases ------------------------------------------------------------
+    def set_metadata(self, collection: str, key: str, value: Mapping[str, Any] | None) -> None:
+        """Durably store (or with None, delete) a JSON object kept with the collection (compressor
+        manifest, migration checkpoint). Never visible as a point; dropped with the collection."""
+    def get_metadata(self, collection: str, key: str) -> dict[str, Any] | None: ...
+    def create_alias(self, alias: str, collection: str) -> None:
+        """Point ``alias`` at ``collection``, replacing an existing alias of that name atomically."""
+    def resolve_alias(self, alias: str) -> str | None: ...
+    def delete_alias(self, alias: str) -> None: ...
+
+    def close(self) -> None: ...
+
+
+def iterate_points(
+    backend: Backend, collection: str, *, batch_size: int = 1000, with_vectors: bool | Sequence[str] = True,
+    cursor: Any = None,
+) -> Iterator[tuple[list[Point], Any]]:
+    """Yield (points, cursor_after_this_batch) over a whole collection, resumable from ``cursor``."""
+    while True:
+        points, cursor = backend.scroll(collection, cursor=cursor, limit=batch_size, with_vectors=with_vectors)
+        if points:
+            yield points, cursor
+        if cursor is None:
+            return
