@@ -1,0 +1,159 @@
+"""The SMEC compressor (arXiv 2510.12474): a chain of stages, one per level of the dims schedule.
+
+Level 0 is the centred input (width D); stage k maps level k-1 to level k (width ``dims[k-1]``):
+
+    level_k = ADS_k( W_k · level_{k-1} )        W_k square (d_{k-1} × d_{k-1}), ADS keeps d_k rows
+
+Why this stage shape: a square linear map can rotate any information into the rows ADS keeps
+(§3.3 selects dims *of the stage's output*), and with ``W_k`` set to the PCA rotation of the
+level's inputs and ADS logits set to the log explained variance, an untrained compressor is
+exactly corpus PCA — a strong floor that training (§3.2) then improves. Being linear, the chain
+collapses at inference: level k = M_k (x − mean) with M_k = W_k[sel_k] · M_{k-1}, precomputed
+per level (one GEMM per encode, cached on the first eval-mode call).
+
+Sequential training freezes stage k before stage k+1 starts, so :meth:`extend` can append a
+smaller level later without touching earlier stages: their outputs stay bit-identical.
+
+Example::
+
+    comp = SMECCompressor.from_pca(vectors, [128, 64, 32])   # untrained = PCA
+    comp.encode(vectors, 64).shape                          # (n, 64)
+    comp.selected_indices()[64]                             # rows of level 128 kept by level 64
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import torch
+from torch import nn
+
+from smec_vdb.compress.ads import AdaptiveDimensionSelector
+from smec_vdb.compress.artifact import register
+from smec_vdb.compress.base import Compressor, validate_schedule
+from smec_vdb.errors import ConfigError
+
+
+class SMECStage(nn.Module):
+    """One transition d_{k-1} → d_k: a square linear map, then dimension selection (ADS or prefix)."""
+
+    def __init__(self, in_dim: int, out_dim: int, *, use_ads: bool = True) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.eye(in_dim))
+        self.selector = AdaptiveDimensionSelector(in_dim, out_dim, learnable=use_ads)
+
+    @property
+    def out_dim(self) -> int:
+        return self.selector.k
+
+    def forward(self, z: torch.Tensor, tau: float = 1.0, generator: torch.Generator | None = None) -> torch.Tensor:
+        return self.selector(z @ self.weight.T, tau, generator)
+
+    @torch.no_grad()
+    def init_pca(self, inputs: torch.Tensor) -> None:
+        """Set W to the principal axes of ``inputs`` (already centred), logits to log explained variance."""
+        z = inputs.detach().to(torch.float64)
+        second_moment = z.T @ z / max(1, z.shape[0])
+        variances, axes = torch.linalg.eigh(second_moment)
+        order = torch.argsort(variances, descending=True, stable=True)
+        variances, axes = variances[order].clamp_min(1e-12), axes[:, order]
+        # Fix each axis' sign (largest component positive) so the init is deterministic.
+        signs = torch.sign(axes.gather(0, axes.abs().argmax(dim=0, keepdim=True)))
+        axes = axes * torch.where(signs == 0, torch.ones_like(signs), signs)
+        self.weight.copy_(axes.T.to(self.weight))
+        logits = torch.log(variances / variances.sum())
+        # Strictly decreasing, so the untrained top-k is exactly the PCA prefix.
+        logits = logits - torch.arange(len(logits), dtype=torch.float64) * 1e-6
+        self.selector.logits.copy_(logits.to(self.selector.logits))
+
+    def kept_rows(self) -> torch.Tensor:
+        return self.weight.index_select(0, self.selector.selected().to(self.weight.device))
+
+
+@register
+class SMECCompressor(Compressor):
+    """Sequential Matryoshka compressor: centring, then stages D → dims[0] → dims[1] → …"""
+
+    method = "smec"
+
+    def __init__(self, input_dim: int, dims: Sequence[int], *, use_ads: bool = True) -> None:
+        super().__init__(input_dim, dims)
+        self.use_ads = bool(use_ads)
+        self.register_buffer("mean", torch.zeros(self.input_dim))
+        widths = (self.input_dim, *self.dims)
+        self.stages = nn.ModuleList(SMECStage(a, b, use_ads=self.use_ads) for a, b in zip(widths, widths[1:]))
+        self._levels: dict[tuple[int, str], tuple[torch.Tensor, torch.Tensor]] = {}
+
+    # -- construction -----------------------------------------------------------------
+    @classmethod
+    def from_pca(cls, vectors: torch.Tensor, dims: Sequence[int], *, use_ads: bool = True) -> "SMECCompressor":
+        """An untrained compressor equal to corpus PCA: mean from ``vectors``, each stage PCA of its inputs."""
+        x = torch.as_tensor(vectors, dtype=torch.float32)
+        comp = cls(x.shape[1], dims, use_ads=use_ads).to(x.device)
+        comp.mean.copy_(x.mean(dim=0))
+        for k in range(len(comp.stages)):
+            comp.stages[k].init_pca(comp.level_inputs(x, k))
+        return comp
+
+    def config(self) -> dict[str, Any]:
+        return {"input_dim": self.input_dim, "dims": list(self.dims), "use_ads": self.use_ads}
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> "SMECCompressor":
+        if not isinstance(config, dict) or set(config) != {"input_dim", "dims", "use_ads"}:
+            raise ConfigError(f"smec config must hold exactly input_dim, dims, use_ads; found {config!r}")
+        if not isinstance(config["dims"], list) or not isinstance(config["use_ads"], bool):
+            raise ConfigError(f"smec config has malformed dims/use_ads: {config!r}")
+        return cls(int(config["input_dim"]), config["dims"], use_ads=config["use_ads"])
+
+    def extend(self, new_dim: int) -> int:
+        """Append a stage dims[-1] → ``new_dim`` (initialised to the prefix); returns its stage index.
+
+        Earlier stages are untouched; train the new one with ``smec_vdb.train.smrl.extend_smec``.
+        """
+        new_dim = int(new_dim)
+        dims = validate_schedule(self.input_dim, (*self.dims, new_dim))
+        stage = SMECStage(self.dims[-1], new_dim, use_ads=self.use_ads).to(self.mean.device)
+        self.stages.append(stage)
+        self.dims = dims
+        self._levels.clear()
+        return len(self.stages) - 1
+
+    # -- computation ------------------------------------------------------------------
+    def train(self, mode: bool = True) -> "SMECCompressor":
+        self._levels.clear()  # weights may change while training
+        return super().train(mode)
+
+    def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):  # type: ignore[override]
+        self._levels.clear()
+        return super().load_state_dict(state_dict, strict=strict, assign=assign)
+
+    def level_matrix(self, level: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """(M, b) with level ``level`` = x @ M.T + b, for level >= 1; differentiable in training mode."""
+        key = (level, str(self.mean.device))
+        if not self.training and key in self._levels:
+            return self._levels[key]
+        matrix = self.stages[0].kept_rows()
+        for stage in self.stages[1:level]:
+            matrix = stage.kept_rows() @ matrix
+        bias = -(matrix @ self.mean)
+        if not self.training:
+            matrix, bias = matrix.detach(), bias.detach()
+            self._levels[key] = (matrix, bias)
+        return matrix, bias
+
+    def level_inputs(self, x: torch.Tensor, stage: int) -> torch.Tensor:
+        """The (un-normalised) input of stage ``stage``: the centred x for stage 0, else level ``stage``."""
+        if stage == 0:
+            return x - self.mean
+        matrix, bias = self.level_matrix(stage)
+        return torch.addmm(bias, x, matrix.T)
+
+    def project(self, x: torch.Tensor, dim: int) -> torch.Tensor:
+        level = self.dims.index(self.check_dim(dim)) + 1
+        matrix, bias = self.level_matrix(level)
+        return torch.addmm(bias, x, matrix.T)
+
+    def selected_indices(self) -> dict[int, list[int]]:
+        """{dim: indices into the previous level's stage outputs (W_k · level_{k-1}) that level keeps}."""
+        return {d: s.selector.selected().tolist() for d, s in zip(self.dims, self.stages)}

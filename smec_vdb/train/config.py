@@ -1,0 +1,101 @@
+"""Training options shared by SMEC and the baselines, validated on construction.
+
+Defaults follow the paper where it gives a value (α = 1.0, §4.2; S-XBM memory of 5,000
+frozen embeddings, §3.4) and are otherwise sized so that 5k × 384-d trains in about a
+minute on two CPU cores.
+
+Example::
+
+    cfg = TrainConfig(epochs=20, memory_size=2000, seed=7)
+    cfg.resolved_device()   # "cuda" when a GPU is visible, else "cpu"
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from smec_vdb.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Options of one training run.
+
+    epochs:         maximum epochs per stage (SMEC) or per training run (baselines).
+    patience:       epochs without a validation improvement larger than ``min_delta`` before stopping.
+    batch_size:     corpus vectors per step; queries are spread evenly over the same steps.
+    memory_size:    S-XBM FIFO capacity in frozen input embeddings (§3.4).
+    memory_topk:    neighbours per item retrieved from the memory for L_unsup (eq. 7).
+    alpha:          weight of L_unsup in L_total = L_rank + α·L_unsup (eq. 9).
+    tau_start/end:  Gumbel-softmax temperature of ADS, annealed geometrically over a stage's epochs.
+    rank_negatives: hard negatives per query (top full-dim cosine, not judged relevant) for L_rank.
+    rank_scale:     multiplies cosine differences inside the rank loss (1 = literal eq. 8).
+    val_fraction:   share of the vectors (and queries) held out for early stopping.
+    use_smrl/ads/xbm: switches for ablations: parallel MRL training, prefix truncation, in-batch neighbours.
+    """
+
+    epochs: int = 30
+    patience: int = 3
+    min_delta: float = 1e-4
+    batch_size: int = 256
+    lr: float = 5e-4
+    weight_decay: float = 0.0
+    memory_size: int = 5000
+    memory_topk: int = 32
+    alpha: float = 1.0
+    tau_start: float = 1.0
+    tau_end: float = 0.1
+    rank_negatives: int = 100
+    rank_scale: float = 20.0
+    val_fraction: float = 0.1
+    seed: int = 0
+    device: str = "auto"
+    use_smrl: bool = True
+    use_ads: bool = True
+    use_xbm: bool = True
+
+    def __post_init__(self) -> None:
+        positive_ints = ("epochs", "batch_size", "memory_size", "memory_topk")
+        for name in positive_ints:
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ConfigError(f"{name} must be a positive integer, found {value!r}")
+        for name in ("patience", "rank_negatives", "seed"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                raise ConfigError(f"{name} must be a non-negative integer, found {value!r}")
+        for name in ("lr", "tau_start", "tau_end", "rank_scale"):
+            if not float(getattr(self, name)) > 0:
+                raise ConfigError(f"{name} must be > 0, found {getattr(self, name)!r}")
+        for name in ("min_delta", "weight_decay", "alpha"):
+            if not float(getattr(self, name)) >= 0:
+                raise ConfigError(f"{name} must be >= 0, found {getattr(self, name)!r}")
+        if self.tau_end > self.tau_start:
+            raise ConfigError(f"tau_end ({self.tau_end}) must not exceed tau_start ({self.tau_start})")
+        if not 0.0 < self.val_fraction < 0.5:
+            raise ConfigError(f"val_fraction must be in (0, 0.5), found {self.val_fraction!r}")
+        if self.device != "auto" and not (self.device == "cpu" or self.device.startswith("cuda")):
+            raise ConfigError(f"device must be 'auto', 'cpu' or 'cuda[:N]', found {self.device!r}")
+        if self.device.startswith("cuda") and not torch.cuda.is_available():
+            raise ConfigError(f"device {self.device!r} asked for, but no CUDA device is available")
+
+    def resolved_device(self) -> torch.device:
+        """``auto`` → CUDA when available, else CPU."""
+        if self.device == "auto":
+            return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        return torch.device(self.device)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "TrainConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ConfigError(f"unknown training options {unknown}; known: {sorted(known)}")
+        return cls(**data)

@@ -1,0 +1,48 @@
+"""Similarity-preservation loss L_unsup (SMEC paper §3.4, eq. 7).
+
+The compressed embedding (student) should reproduce the cosine similarity the original
+embedding (teacher) gives to each item's top-k neighbours::
+
+    L = mean_{i, j ∈ N_K(i)} | cos(full_i, full_j) − cos(low_i, low_j) |
+
+Eq. 7 writes a sum; we take the **mean** over the B·K pairs so the loss scale does not
+depend on batch size or K, which keeps learning rate and α = 1.0 meaningful across runs.
+
+Example::
+
+    loss = SimilarityPreservationLoss()
+    loss(full_a, full_n, low_a, low_n)   # (B,D), (B,K,D), (B,d), (B,K,d) -> scalar
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+
+def neighbour_cosines(anchor: torch.Tensor, neighbours: torch.Tensor) -> torch.Tensor:
+    """(B, d) anchors and (B, K, d) neighbours -> (B, K) cosine similarities."""
+    a = F.normalize(anchor, dim=-1)
+    n = F.normalize(neighbours, dim=-1)
+    return torch.einsum("bd,bkd->bk", a, n)
+
+
+class SimilarityPreservationLoss(nn.Module):
+    """Mean absolute difference between teacher (full) and student (low) neighbour cosines (eq. 7)."""
+
+    def forward(
+        self,
+        full_a: torch.Tensor,
+        full_n: torch.Tensor,
+        low_a: torch.Tensor,
+        low_n: torch.Tensor,
+    ) -> torch.Tensor:
+        if full_n.shape[:2] != low_n.shape[:2] or full_a.shape[0] != low_a.shape[0]:
+            raise ValueError(
+                f"teacher and student batches differ: full {tuple(full_a.shape)}/{tuple(full_n.shape)}, "
+                f"low {tuple(low_a.shape)}/{tuple(low_n.shape)}"
+            )
+        teacher = neighbour_cosines(full_a, full_n)
+        student = neighbour_cosines(low_a, low_n)
+        return (teacher - student).abs().mean()

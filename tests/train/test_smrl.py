@@ -1,0 +1,114 @@
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
+from smec_vdb.compress.smec import SMECCompressor
+from smec_vdb.errors import ConfigError, DataError, DimensionError, InvalidVectorError
+from smec_vdb.train import train
+from smec_vdb.train.labels import RankingExamples
+from smec_vdb.train.smrl import _SequentialTrainer, train_smec
+
+from tests.conftest import SMEC_DIMS
+
+
+def test_training_reports_every_stage_and_fills_training_info(trained_smec, smec_config):
+    info = trained_smec.training_info
+    assert [s["dim"] for s in info["stages"]] == list(SMEC_DIMS)
+    assert all(1 <= s["epochs"] <= smec_config.epochs for s in info["stages"])
+    assert info["data_fingerprint"].startswith("sha256:") and info["supervised"] is False
+    assert info["config"]["memory_topk"] == smec_config.memory_topk
+
+
+def test_training_improves_the_validation_loss_over_pca(vectors, smec_config):
+    events = []
+    train_smec(vectors, SMEC_DIMS, dataclasses.replace(smec_config, epochs=4, patience=4), progress=events.append)
+    assert {e.stage_dim for e in events} == set(SMEC_DIMS)
+    assert [e.stage for e in events] == sorted(e.stage for e in events)
+    assert any(e.improved for e in events)
+
+
+def test_frozen_stages_are_unchanged_by_later_stages(vectors, smec_config, monkeypatch):
+    """Snapshot every stage right after it is trained; at the end, earlier stages must still equal it."""
+    snapshots = {}
+    original = _SequentialTrainer.train_stages
+
+    def spy(self, first, last, dim):
+        report = original(self, first, last, dim)
+        snapshots[first] = {k: v.clone() for k, v in self.comp.stages[first].state_dict().items()}
+        for p in self.comp.stages[first].parameters():
+            assert not p.requires_grad
+        return report
+
+    monkeypatch.setattr(_SequentialTrainer, "train_stages", spy)
+    comp = train_smec(vectors, SMEC_DIMS, smec_config)
+    for k, snap in snapshots.items():
+        for name, tensor in comp.stages[k].state_dict().items():
+            assert torch.equal(tensor, snap[name]), f"stage {k} {name} changed after it was frozen"
+
+
+def test_same_seed_gives_identical_weights_and_other_seed_differs(vectors, smec_config, trained_smec):
+    again = train_smec(vectors, SMEC_DIMS, smec_config)
+    for k, v in trained_smec.state_dict().items():
+        assert torch.equal(again.state_dict()[k], v)
+    other = train_smec(vectors, SMEC_DIMS, dataclasses.replace(smec_config, seed=4))
+    assert any(not torch.equal(other.state_dict()[k], v) for k, v in trained_smec.state_dict().items())
+
+
+@pytest.mark.parametrize("switch", ["use_smrl", "use_ads", "use_xbm"])
+def test_ablation_switches_train(vectors, smec_config, switch):
+    comp = train_smec(vectors, (12, 6), dataclasses.replace(smec_config, epochs=2, **{switch: False}))
+    assert comp.encode(vectors, 6).shape == (len(vectors), 6)
+    if switch == "use_ads":
+        assert comp.selected_indices() == {12: list(range(12)), 6: list(range(6))}
+    if switch == "use_smrl":
+        assert len(comp.training_info["stages"]) == 1
+
+
+def test_supervised_training_lowers_the_rank_loss(vectors, smec_config):
+    """Queries = relevant doc + noise along the top principal axes, so PCA-3 cannot rank; L_rank must fix that."""
+    from smec_vdb.train.rank_loss import RankLoss
+
+    rng = np.random.default_rng(1)
+    relevant = rng.choice(len(vectors), 80, replace=False)
+    centred = vectors - vectors.mean(axis=0)
+    top_axes = np.linalg.svd(centred, full_matrices=False)[2][:3]
+    queries = (vectors[relevant] + 0.3 * rng.normal(size=(80, 3)) @ top_axes).astype(np.float32)
+    cands = np.stack([np.concatenate([[r], rng.choice(np.delete(np.arange(len(vectors)), r), 15, replace=False)]) for r in relevant])
+    grades = np.zeros(cands.shape, np.float32)
+    grades[:, 0] = 1
+    ex = RankingExamples(queries, cands, grades, np.ones(cands.shape, bool), tuple(f"q{i}" for i in range(80)))
+
+    def rank_loss(comp):
+        q = torch.from_numpy(comp.encode(queries, 3))
+        d = torch.from_numpy(comp.encode(vectors, 3))[torch.from_numpy(cands)]
+        return float(RankLoss()(torch.einsum("qd,qcd->qc", q, d), torch.from_numpy(grades), torch.ones(cands.shape, dtype=torch.bool)))
+
+    pca = SMECCompressor.from_pca(torch.from_numpy(vectors), SMEC_DIMS).eval()
+    config = dataclasses.replace(smec_config, epochs=6, patience=6, alpha=0.0, val_fraction=0.25)
+    comp = train_smec(vectors, SMEC_DIMS, config, examples=ex)
+    assert comp.training_info["supervised"] is True
+    assert rank_loss(comp) < 0.5 * rank_loss(pca)
+
+
+def test_training_input_errors(vectors, smec_config):
+    with pytest.raises(DimensionError):
+        train_smec(vectors[0], SMEC_DIMS, smec_config)
+    with pytest.raises(InvalidVectorError):
+        train_smec(vectors[:0], SMEC_DIMS, smec_config)
+    with pytest.raises(DataError, match="at least"):
+        train_smec(vectors[:3], SMEC_DIMS, smec_config)
+    bad = vectors.copy()
+    bad[5, 0] = np.nan
+    with pytest.raises(InvalidVectorError, match="row 5"):
+        train_smec(bad, SMEC_DIMS, smec_config)
+    with pytest.raises(ConfigError):
+        train_smec(vectors, (12, 24), smec_config)
+    with pytest.raises(ConfigError):
+        train_smec(vectors, (30,), smec_config)
+
+
+def test_train_dispatch_rejects_unknown_methods(vectors):
+    with pytest.raises(ConfigError, match="known: smec"):
+        train(vectors, SMEC_DIMS, method="nope")
