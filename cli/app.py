@@ -22,9 +22,14 @@ app = typer.Typer(
 
 
 def _register_commands() -> None:
-    from smec_vdb.cli import train
+    from smec_vdb.cli import demo, eval, inspect, migrate, search, train
 
     train.register(app)
+    eval.register(app)
+    demo.register(app)
+    migrate.register(app)
+    search.register(app)
+    inspect.register(app)
 
 
 def main() -> None:

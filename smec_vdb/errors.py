@@ -60,4 +60,11 @@ class MigrationError(SmecError):
 
 
 class VerificationError(MigrationError):
-    """A finished migration failed its verification (counts, ids, payloads or recall)."""
+    """A finished migration failed its verification (counts, ids, payloads or recall).
+
+    ``report`` carries the full migration report so callers can still save it.
+    """
+
+    def __init__(self, message: str, *, report: dict | None = None) -> None:
+        super().__init__(message)
+        self.report = report

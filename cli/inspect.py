@@ -1,0 +1,66 @@
+"""`smec-vdb inspect`: collections, their resolutions, compressor manifests and sizes."""
+
+from __future__ import annotations
+
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from smec_vdb.cli.common import BackendOpt, PathOpt, UrlOpt, backend_session, emit_json
+from smec_vdb.collection import COMPRESSOR_KEY
+from smec_vdb.migrate import CHECKPOINT_KEY
+
+
+def describe(b, name: str) -> dict:
+    schema = b.schema(name)
+    count = b.count(name)
+    per_point = 4 * sum(r.dim for r in schema.resolutions)
+    record = b.get_metadata(name, COMPRESSOR_KEY)
+    checkpoint = b.get_metadata(name, CHECKPOINT_KEY)
+    return {
+        "collection": name,
+        "points": count,
+        "distance": schema.distance,
+        "vectors": {r.name: r.dim for r in schema.resolutions},
+        "vector_bytes_per_point": per_point,
+        "vector_bytes_total": per_point * count,
+        "compressor": record,
+        "migration_in_progress": checkpoint is not None,
+    }
+
+
+def inspect_command(
+    collection: Annotated[Optional[str], typer.Option("--collection", "-c", help="Only this collection.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
+    backend: BackendOpt = "qdrant-edge",
+    url: UrlOpt = None,
+    path: PathOpt = None,
+) -> None:
+    """List collections with their resolutions, compressor and sizes.
+
+    Example: smec-vdb inspect --collection docs_smec --json
+    """
+    with backend_session(backend, url, path) as b:
+        names = [collection] if collection else b.list_collections()
+        rows = [describe(b, n) for n in names]
+    if as_json:
+        emit_json(rows)
+        return
+    table = Table(title=f"{len(rows)} collection(s)")
+    for c in ("collection", "points", "vectors", "bytes/point", "compressor", "state"):
+        table.add_column(c)
+    for r in rows:
+        comp = r["compressor"]
+        table.add_row(
+            r["collection"], str(r["points"]), ", ".join(f"{k}:{v}" for k, v in r["vectors"].items()),
+            str(r["vector_bytes_per_point"]),
+            f"{comp['method']} {comp['manifest_hash']}" if comp else "-",
+            "migrating" if r["migration_in_progress"] else "ready",
+        )
+    Console().print(table)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("inspect")(inspect_command)

@@ -1,0 +1,189 @@
+"""A multi-resolution collection bound to the compressor that wrote it (the library API for ingestion jobs).
+
+Each point stores its vectors at several resolutions: optionally the full input (``full``) and
+one ``d<dim>`` vector per compressed dim. Writes encode on the fly; searches run coarse-to-fine
+(smallest resolution first, re-scored on each larger one). The collection records the hash of its
+compressor's manifest; opening it with another compressor raises CompressorMismatchError.
+
+Example::
+
+    backend = open_backend("qdrant-edge", path="./smec_data")
+    col = SmecCollection.create(backend, "docs", smec_vdb.load("models/docs"))
+    col.upsert([1, 2], full_vectors, [{"title": "a"}, {"title": "b"}])
+    hits = col.search(query_vector, k=10)
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from smec_vdb.adapters.protocol import (
+    Backend,
+    Batch,
+    CollectionSchema,
+    Filter,
+    Hit,
+    IndexParams,
+    PayloadType,
+    PointId,
+    Resolution,
+    SearchStage,
+)
+from smec_vdb.compress.artifact import load as load_compressor
+from smec_vdb.compress.base import Compressor
+from smec_vdb.errors import CompressorMismatchError, ConfigError, DimensionError
+
+FULL = "full"
+COMPRESSOR_KEY = "compressor"
+DEFAULT_OVERSAMPLING = 10
+MIN_CANDIDATES = 100
+
+
+def resolution_name(dim: int, input_dim: int) -> str:
+    """``full`` for the input width, ``d<dim>`` for a compressed one."""
+    return FULL if dim == input_dim else f"d{dim}"
+
+
+def plan_resolutions(compressor: Compressor, dims: Sequence[int] | None, keep_full: bool) -> tuple[Resolution, ...]:
+    """Resolutions to store, widest first: ``full`` (if kept) plus the chosen compressed dims."""
+    chosen = list(compressor.dims) if dims is None else [int(d) for d in dims]
+    for d in chosen:
+        compressor.check_dim(d)
+    widths = sorted({*chosen, *([compressor.input_dim] if keep_full else [])}, reverse=True)
+    if not widths:
+        raise ConfigError("nothing to store: no compressed dims and --drop-full")
+    return tuple(Resolution(resolution_name(w, compressor.input_dim), w) for w in widths)
+
+
+def stage_limits(n_stages: int, k: int, candidates: int) -> list[int]:
+    """Candidates kept per stage: ``candidates`` at the coarsest, halving (never below 2k), ``k`` last."""
+    if n_stages == 1:
+        return [k]
+    limits = [candidates]
+    for _ in range(n_stages - 2):
+        limits.append(max(2 * k, limits[-1] // 2))
+    limits.append(k)
+    return limits
+
+
+def compressor_record(compressor: Compressor, resolutions: Sequence[Resolution], path: str | None) -> dict[str, Any]:
+    """What a collection stores about its compressor (metadata key ``compressor``)."""
+    return {
+        "manifest_hash": compressor.manifest_hash,
+        "method": compressor.method,
+        "input_dim": compressor.input_dim,
+        "dims": list(compressor.dims),
+        "resolutions": {r.name: r.dim for r in resolutions},
+        "path": path,
+    }
+
+
+class SmecCollection:
+    """A collection whose points are written and searched through one compressor."""
+
+    def __init__(self, backend: Backend, name: str, compressor: Compressor) -> None:
+        self.backend = backend
+        self.name = name
+        self.compressor = compressor
+        record = backend.get_metadata(name, COMPRESSOR_KEY)
+        if record is None:
+            raise CompressorMismatchError(
+                f"collection {name!r} on {backend.target} was not written by smec-vdb (no compressor record)"
+            )
+        if record.get("manifest_hash") != compressor.manifest_hash:
+            raise CompressorMismatchError(
+                f"collection {name!r} was written by compressor {record.get('manifest_hash')}, "
+                f"but compressor {compressor.manifest_hash} was given"
+            )
+        self.record = record
+        self.schema = backend.schema(name)
+        # Widest first, as stored.
+        self.resolutions = tuple(sorted(self.schema.resolutions, key=lambda r: r.dim, reverse=True))
+
+    # -- construction -----------------------------------------------------------------
+    @classmethod
+    def create(
+        cls,
+        backend: Backend,
+        name: str,
+        compressor: Compressor,
+        *,
+        dims: Sequence[int] | None = None,
+        keep_full: bool = True,
+        id_type: str = "int",
+        payload_indexes: Mapping[str, PayloadType] | None = None,
+        index: IndexParams = IndexParams(),
+        compressor_path: str | Path | None = None,
+    ) -> "SmecCollection":
+        """Create ``name`` with one vector per resolution and record the compressor's hash."""
+        resolutions = plan_resolutions(compressor, dims, keep_full)
+        schema = CollectionSchema(
+            resolutions=resolutions,
+            distance="cosine",
+            id_type=id_type,  # type: ignore[arg-type]
+            payload_indexes=dict(payload_indexes or {}),
+            index=index,
+        )
+        backend.create_collection(name, schema)
+        path = None if compressor_path is None else str(Path(compressor_path).resolve())
+        backend.set_metadata(name, COMPRESSOR_KEY, compressor_record(compressor, resolutions, path))
+        return cls(backend, name, compressor)
+
+    @classmethod
+    def open(cls, backend: Backend, name: str, compressor: Compressor | str | Path | None = None) -> "SmecCollection":
+        """Open an existing collection, loading its compressor from the recorded path unless one is given."""
+        if compressor is None:
+            record = backend.get_metadata(name, COMPRESSOR_KEY) if backend.exists(name) else None
+            if record is None:
+                backend.schema(name)  # raises CollectionNotFoundError when absent
+                raise CompressorMismatchError(f"collection {name!r} has no compressor record: pass --compressor")
+            if not record.get("path"):
+                raise CompressorMismatchError(f"collection {name!r} does not record where its compressor is: pass it")
+            compressor = record["path"]
+        if not isinstance(compressor, Compressor):
+            compressor = load_compressor(compressor)
+        return cls(backend, name, compressor)
+
+    # -- writing ------------------------------------------------------------------------
+    def encode(self, full_vectors: Any) -> dict[str, np.ndarray]:
+        """Every stored resolution of these full-width vectors (float32, unit rows)."""
+        return {r.name: self.compressor.encode(full_vectors, r.dim) for r in self.resolutions}
+
+    def upsert(
+        self, ids: Sequence[PointId], full_vectors: Any, payloads: Sequence[Mapping[str, Any]] | None = None
+    ) -> None:
+        """Encode full-width vectors at every resolution and upsert them (same id → replaced)."""
+        vectors = self.encode(full_vectors)
+        n = next(iter(vectors.values())).shape[0]
+        if len(ids) != n:
+            raise DimensionError(f"got {len(ids)} ids for {n} vectors")
+        self.backend.upsert(self.name, Batch(ids=list(ids), vectors=vectors, payloads=payloads))
+
+    # -- searching ----------------------------------------------------------------------
+    def search(
+        self,
+        vector: Any,
+        k: int = 10,
+        *,
+        candidates: int | None = None,
+        filter: Filter | None = None,
+        with_payload: bool = True,
+    ) -> list[Hit]:
+        """Coarse-to-fine search: the full-width query is encoded at every stored resolution; the
+        smallest is searched for ``candidates`` (default max(100, 10·k)), each larger one re-scores."""
+        if k < 1:
+            raise ConfigError(f"k must be >= 1, found {k}")
+        candidates = candidates or max(MIN_CANDIDATES, DEFAULT_OVERSAMPLING * k)
+        if candidates < k:
+            raise ConfigError(f"candidates ({candidates}) must be >= k ({k})")
+        encoded = self.encode(np.asarray(vector, dtype=np.float32).reshape(1, -1))
+        coarse_to_fine = list(reversed(self.resolutions))
+        limits = stage_limits(len(coarse_to_fine), k, candidates)
+        stages = [SearchStage(r.name, encoded[r.name][0], lim) for r, lim in zip(coarse_to_fine, limits)]
+        return self.backend.search_stages(self.name, stages, filter=filter, with_payload=with_payload)
+
+    def count(self) -> int:
+        return self.backend.count(self.name)
