@@ -1,0 +1,96 @@
+"""What both Qdrant adapters (qdrant-client and qdrant-edge) share: id codec, payloads, filters, schema JSON.
+
+Qdrant point ids are unsigned integers or UUIDs. Any other string id is stored under
+``uuid5(SMEC_ID_NAMESPACE, id)`` with the original kept in the reserved payload key
+``_smec_id``, which is hidden from every payload returned to callers.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import asdict
+from typing import Any, Mapping
+
+from smec_vdb.adapters.protocol import CollectionSchema, IndexParams, PointId, Resolution
+from smec_vdb.adapters.validation import RESERVED_PREFIX
+
+SMEC_ID_KEY = "_smec_id"
+SMEC_ID_NAMESPACE = uuid.UUID("0f1d1c52-6a5e-4c1e-9a55-5d0c2b6e3f10")
+
+
+def encode_id(point_id: PointId) -> tuple[int | str, str | None]:
+    """(Qdrant id, original string to keep in the payload or None)."""
+    if isinstance(point_id, int):
+        return point_id, None
+    try:
+        if str(uuid.UUID(point_id)) == point_id:
+            return point_id, None
+    except ValueError:
+        pass
+    return str(uuid.uuid5(SMEC_ID_NAMESPACE, point_id)), point_id
+
+
+def decode_id(qdrant_id: Any, payload: Mapping[str, Any] | None) -> PointId:
+    """The caller's id of a stored point (from ``_smec_id`` when present)."""
+    if payload and SMEC_ID_KEY in payload:
+        return payload[SMEC_ID_KEY]
+    if isinstance(qdrant_id, uuid.UUID):
+        return str(qdrant_id)
+    return qdrant_id
+
+
+def stored_payload(payload: Mapping[str, Any], original_id: str | None) -> dict[str, Any]:
+    return {**payload, SMEC_ID_KEY: original_id} if original_id is not None else dict(payload)
+
+
+def public_payload(payload: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The payload without smec-vdb's reserved keys."""
+    return {k: v for k, v in (payload or {}).items() if not k.startswith(RESERVED_PREFIX)}
+
+
+def cursor_id(offset: Any) -> int | str | None:
+    """A scroll offset as a JSON-serialisable cursor (int or UUID string)."""
+    return str(offset) if isinstance(offset, uuid.UUID) else offset
+
+
+def build_filter(filter: Mapping[str, Any], models: Any, range_cls: Any) -> Any:
+    """A Qdrant ``Filter`` (from ``models``: qdrant_client.models or qdrant_edge) for a protocol filter.
+
+    Equality on str/int/bool is ``MatchValue``, on float a closed ``range_cls`` [v, v]; a list of
+    str or of int is ``MatchAny``, any other list a nested ``should`` of equalities.
+    """
+
+    def equals(key: str, value: Any) -> Any:
+        if isinstance(value, float):
+            return models.FieldCondition(key=key, range=range_cls(gte=value, lte=value))
+        return models.FieldCondition(key=key, match=models.MatchValue(value=value))
+
+    must = []
+    for key, value in filter.items():
+        if not isinstance(value, (list, tuple)):
+            must.append(equals(key, value))
+        elif all(isinstance(v, str) for v in value) or all(type(v) is int for v in value):
+            must.append(models.FieldCondition(key=key, match=models.MatchAny(any=list(value))))
+        else:
+            must.append(models.Filter(should=[equals(key, v) for v in value]))
+    return models.Filter(must=must)
+
+
+def schema_to_json(schema: CollectionSchema) -> dict[str, Any]:
+    return {
+        "resolutions": [[r.name, r.dim] for r in schema.resolutions],
+        "distance": schema.distance,
+        "id_type": schema.id_type,
+        "payload_indexes": dict(schema.payload_indexes),
+        "index": asdict(schema.index),
+    }
+
+
+def schema_from_json(data: Mapping[str, Any]) -> CollectionSchema:
+    return CollectionSchema(
+        resolutions=tuple(Resolution(name, int(dim)) for name, dim in data["resolutions"]),
+        distance=data["distance"],
+        id_type=data["id_type"],
+        payload_indexes=dict(data.get("payload_indexes", {})),
+        index=IndexParams(**data.get("index", {})),
+    )

@@ -1,0 +1,348 @@
+"""Qdrant Edge (qdrant-edge-py): Qdrant's Rust engine in-process, the fast embedded default.
+
+Edge has shards, not collections, so a *store* directory holds one shard per collection::
+
+    <store>/aliases.json                  {alias: collection}, replaced atomically
+    <store>/<collection>/schema.json      the CollectionSchema (written before the shard)
+    <store>/<collection>/metadata.json    {key: JSON object}, replaced atomically
+    <store>/<collection>/shard/           the EdgeShard (WAL + segments)
+
+Shards are opened lazily, cached, and closed by :meth:`QdrantEdgeBackend.close`; one process per
+store (Edge locks a shard's WAL). Coarse-to-fine search (paper §3) runs as Edge's native nested
+``prefetch``. ``hnsw`` collections are searched exactly until :meth:`QdrantEdgeBackend.optimize`
+builds their graphs (a blocking call, tens of seconds per 20k points on 2 cores).
+
+Example::
+
+    backend = QdrantEdgeBackend("./smec_data")
+    backend.create_collection("docs", CollectionSchema((Resolution("full", 384), Resolution("d64", 64))))
+    hits = backend.search_stages("docs", [SearchStage("d64", q64, 100), SearchStage("full", q, 10)])
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from smec_vdb.adapters.errors import engine_errors
+from smec_vdb.adapters.protocol import Batch, CollectionSchema, Filter, Hit, Point, PointId, SearchStage
+from smec_vdb.adapters.qdrant_common import (
+    SMEC_ID_KEY,
+    build_filter,
+    cursor_id,
+    decode_id,
+    encode_id,
+    public_payload,
+    schema_from_json,
+    schema_to_json,
+    stored_payload,
+)
+from smec_vdb.adapters.validation import (
+    check_batch,
+    check_filter,
+    check_id,
+    check_limit,
+    check_metadata_key,
+    check_metadata_value,
+    check_stages,
+)
+from smec_vdb.errors import CollectionExistsError, CollectionNotFoundError, ConfigError
+
+UPSERT_CHUNK = 1024
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
+_SCHEMA_FILE, _METADATA_FILE, _SHARD_DIR, _ALIASES_FILE = "schema.json", "metadata.json", "shard", "aliases.json"
+_PAYLOAD_TYPES = {"keyword": "Keyword", "integer": "Integer", "float": "Float", "bool": "Bool"}
+
+
+def _check_name(name: str, what: str = "collection") -> str:
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise ConfigError(f"{what} name must match {_NAME.pattern} (it is a directory name), found {name!r}")
+    return name
+
+
+def _write_json_atomic(path: Path, data: Any) -> None:
+    """Write ``data`` to a temp file in the same directory, fsync, then rename over ``path``."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(data, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _read_json(path: Path, default: Any) -> Any:
+    return json.loads(path.read_text()) if path.exists() else default
+
+
+class QdrantEdgeBackend:
+    """Backend over qdrant-edge-py: one EdgeShard per collection under ``store``.
+
+    Cosine collections store normalised vectors: ``scroll``/``retrieve`` return v/‖v‖.
+    """
+
+    target = "qdrant-edge"
+    supports_aliases = True
+
+    def __init__(self, store: str | os.PathLike[str]) -> None:
+        import qdrant_edge
+
+        self._edge = qdrant_edge
+        self.store = Path(store)
+        self._engine = f"qdrant-edge ({self.store})"
+        self._shards: dict[str, Any] = {}
+        self._schemas: dict[str, CollectionSchema] = {}
+        try:
+            self.store.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ConfigError(f"cannot create the qdrant-edge store directory {self.store}: {exc}") from exc
+
+    # -- layout -----------------------------------------------------------------------
+    def _aliases(self) -> dict[str, str]:
+        return _read_json(self.store / _ALIASES_FILE, {})
+
+    def _resolve(self, name: str) -> str:
+        """The collection ``name`` designates (itself, or an alias's target); CollectionNotFoundError if none."""
+        if (self.store / name / _SCHEMA_FILE).is_file():
+            return name
+        target = self._aliases().get(name)
+        if target is not None and (self.store / target / _SCHEMA_FILE).is_file():
+            return target
+        raise CollectionNotFoundError(f"qdrant-edge: collection {name!r} does not exist in {self.store}")
+
+    def _shard(self, collection: str) -> tuple[str, Any]:
+        name = self._resolve(collection)
+        if name not in self._shards:
+            with engine_errors(self._engine, name):
+                self._shards[name] = self._edge.EdgeShard.load(str(self.store / name / _SHARD_DIR))
+        return name, self._shards[name]
+
+    # -- collections ------------------------------------------------------------------
+    def list_collections(self) -> list[str]:
+        return sorted(p.parent.name for p in self.store.glob(f"*/{_SCHEMA_FILE}"))
+
+    def exists(self, collection: str) -> bool:
+        try:
+            self._resolve(collection)
+        except CollectionNotFoundError:
+            return False
+        return True
+
+    def create_collection(self, collection: str, schema: CollectionSchema) -> None:
+        e = self._edge
+        directory = self.store / _check_name(collection)
+        if directory.exists() or collection in self._aliases():
+            raise CollectionExistsError(f"qdrant-edge: collection (or alias) {collection!r} exists already in {self.store}")
+        distance = {"cosine": e.Distance.Cosine, "dot": e.Distance.Dot, "euclid": e.Distance.Euclid}[schema.distance]
+        hnsw = None
+        if schema.index.kind == "hnsw":
+            hnsw = e.HnswIndexConfig(m=schema.index.m, ef_construct=schema.index.ef_construct, full_scan_threshold=10_000)
+        config = e.EdgeConfig(
+            vectors={r.name: e.EdgeVectorParams(size=r.dim, distance=distance) for r in schema.resolutions},
+            hnsw_config=hnsw,
+        )
+        try:
+            with engine_errors(self._engine, collection):
+                directory.mkdir(parents=True)
+                shard = e.EdgeShard.create(str(directory / _SHARD_DIR), config)
+                for field_name, kind in schema.payload_indexes.items():
+                    shard.update(e.UpdateOperation.create_field_index(field_name, getattr(e.PayloadSchemaType, _PAYLOAD_TYPES[kind])))
+                _write_json_atomic(directory / _SCHEMA_FILE, schema_to_json(schema))  # last: marks it complete
+        except BaseException:
+            shutil.rmtree(directory, ignore_errors=True)
+            raise
+        self._shards[collection] = shard
+        self._schemas[collection] = schema
+
+    def schema(self, collection: str) -> CollectionSchema:
+        name = self._resolve(collection)
+        if name not in self._schemas:
+            self._schemas[name] = schema_from_json(_read_json(self.store / name / _SCHEMA_FILE, None))
+        return self._schemas[name]
+
+    def drop(self, collection: str) -> None:
+        """Delete the collection's shard, schema and metadata, and the aliases pointing at it."""
+        _check_name(collection)
+        directory = self.store / collection
+        if not directory.exists():
+            return
+        shard = self._shards.pop(collection, None)
+        self._schemas.pop(collection, None)
+        with engine_errors(self._engine, collection):
+            if shard is not None:
+                shard.close()
+            shutil.rmtree(directory)
+            aliases = self._aliases()
+            kept = {a: c for a, c in aliases.items() if c != collection}
+            if kept != aliases:
+                _write_json_atomic(self.store / _ALIASES_FILE, kept)
+
+    def count(self, collection: str) -> int:
+        name, shard = self._shard(collection)
+        with engine_errors(self._engine, name):
+            return int(shard.count(self._edge.CountRequest(exact=True)))
+
+    def optimize(self, collection: str) -> bool:
+        """Build the HNSW graphs of an ``hnsw`` collection (blocks; not part of the Backend Protocol).
+
+        Call it once after bulk loading; until then searches are exact brute force.
+        Returns whether anything was optimised.
+        """
+        name, shard = self._shard(collection)
+        with engine_errors(self._engine, name):
+            return bool(shard.optimize())
+
+    # -- points -----------------------------------------------------------------------
+    def upsert(self, collection: str, batch: Batch) -> None:
+        e = self._edge
+        name, shard = self._shard(collection)
+        checked = check_batch(self.schema(name), batch)
+        rows = {vector: matrix.tolist() for vector, matrix in checked.vectors.items()}
+        points = []
+        for row, point_id in enumerate(checked.ids):
+            qid, original = encode_id(point_id)
+            vectors = {vector: values[row] for vector, values in rows.items()}
+            points.append(e.Point(qid, vectors, stored_payload(checked.payloads[row], original)))
+        with engine_errors(self._engine, name):
+            for start in range(0, len(points), UPSERT_CHUNK):
+                shard.update(e.UpdateOperation.upsert_points(points[start : start + UPSERT_CHUNK]))
+
+    def _vector_names(self, collection: str, with_vectors: bool | Sequence[str]) -> bool | list[str]:
+        if isinstance(with_vectors, bool):
+            return with_vectors
+        schema = self.schema(collection)
+        return [schema.resolution(name).name for name in with_vectors]
+
+    @staticmethod
+    def _point(record: Any) -> Point:
+        vectors = {name: np.asarray(v, dtype=np.float32) for name, v in (record.vector or {}).items()}
+        return Point(id=decode_id(record.id, record.payload), vectors=vectors, payload=public_payload(record.payload))
+
+    def scroll(
+        self, collection: str, *, cursor: Any = None, limit: int = 1000, with_vectors: bool | Sequence[str] = True
+    ) -> tuple[list[Point], Any]:
+        """Points ordered by (stored) id; cosine collections return normalised vectors."""
+        name, shard = self._shard(collection)
+        request = self._edge.ScrollRequest(
+            offset=cursor, limit=check_limit(limit), with_payload=True, with_vector=self._vector_names(name, with_vectors)
+        )
+        with engine_errors(self._engine, name):
+            records, next_offset = shard.scroll(request)
+        return [self._point(r) for r in records], cursor_id(next_offset)
+
+    def retrieve(
+        self, collection: str, ids: Sequence[PointId], *, with_vectors: bool | Sequence[str] = True
+    ) -> list[Point]:
+        """The existing points among ``ids``, in that order; cosine collections return normalised vectors."""
+        name, shard = self._shard(collection)
+        schema = self.schema(name)
+        qids = list(dict.fromkeys(encode_id(check_id(schema, i))[0] for i in ids))
+        with engine_errors(self._engine, name):
+            records = shard.retrieve(qids, True, self._vector_names(name, with_vectors))
+        by_id = {str(r.id): self._point(r) for r in records}
+        return [by_id[str(q)] for q in qids if str(q) in by_id]
+
+    # -- search -----------------------------------------------------------------------
+    def _filter(self, filter: Filter | None) -> Any:
+        checked = check_filter(filter)
+        if checked is None:
+            return None
+        for key, value in checked.items():
+            if any(isinstance(v, bool) for v in (value if isinstance(value, (list, tuple)) else [value])):
+                # qdrant-edge-py 0.9.0 reads MatchValue(True) as the integer 1, which never matches a bool
+                raise ConfigError(f"filter {key!r}: qdrant-edge cannot filter on boolean values; store them as 0/1 or strings")
+        return build_filter(checked, self._edge, self._edge.RangeFloat)
+
+    def search(
+        self, collection: str, name: str, vector: np.ndarray, limit: int, *, filter: Filter | None = None,
+        with_payload: bool = True,
+    ) -> list[Hit]:
+        return self.search_stages(
+            collection, [SearchStage(name, vector, limit)], filter=filter, with_payload=with_payload
+        )
+
+    def search_stages(
+        self, collection: str, stages: Sequence[SearchStage], *, filter: Filter | None = None,
+        with_payload: bool = True,
+    ) -> list[Hit]:
+        """Coarse-to-fine as native nested prefetch: stage 0 (filtered) innermost, the last stage outermost."""
+        e = self._edge
+        name, shard = self._shard(collection)
+        schema = self.schema(name)
+        stages = check_stages(schema, stages)
+        query_filter = self._filter(filter)
+        if schema.index.kind == "flat":
+            params = e.SearchParams(exact=True)
+        else:
+            params = e.SearchParams(hnsw_ef=schema.index.ef_search)
+        prefetch = None
+        for stage in stages[:-1]:
+            prefetch = e.Prefetch(
+                limit=stage.limit, query=e.Query.Nearest(stage.vector.tolist(), using=stage.name),
+                prefetches=None if prefetch is None else [prefetch], params=params,
+                filter=query_filter if prefetch is None else None,
+            )
+        last = stages[-1]
+        request = e.QueryRequest(
+            limit=last.limit, query=e.Query.Nearest(last.vector.tolist(), using=last.name),
+            prefetches=None if prefetch is None else [prefetch], filter=query_filter, params=params,
+            with_payload=True if with_payload else [SMEC_ID_KEY],
+        )
+        with engine_errors(self._engine, name):
+            points = shard.query(request)
+        sign = -1.0 if schema.distance == "euclid" else 1.0
+        return [
+            Hit(
+                id=decode_id(p.id, p.payload), score=sign * float(p.score),
+                payload=public_payload(p.payload) if with_payload else None,
+            )
+            for p in points
+        ]
+
+    # -- metadata, aliases ------------------------------------------------------------
+    def set_metadata(self, collection: str, key: str, value: Any) -> None:
+        key, value = check_metadata_key(key), check_metadata_value(value)
+        path = self.store / self._resolve(collection) / _METADATA_FILE
+        metadata = _read_json(path, {})
+        if value is None:
+            metadata.pop(key, None)
+        else:
+            metadata[key] = value
+        _write_json_atomic(path, metadata)
+
+    def get_metadata(self, collection: str, key: str) -> dict[str, Any] | None:
+        key = check_metadata_key(key)
+        return _read_json(self.store / self._resolve(collection) / _METADATA_FILE, {}).get(key)
+
+    def create_alias(self, alias: str, collection: str) -> None:
+        _check_name(alias, "alias")
+        if (self.store / alias).exists():
+            raise ConfigError(f"qdrant-edge: alias {alias!r} would shadow the collection of that name")
+        target = self._resolve(collection)
+        _write_json_atomic(self.store / _ALIASES_FILE, {**self._aliases(), alias: target})
+
+    def resolve_alias(self, alias: str) -> str | None:
+        return self._aliases().get(alias)
+
+    def delete_alias(self, alias: str) -> None:
+        aliases = self._aliases()
+        if aliases.pop(alias, None) is not None:
+            _write_json_atomic(self.store / _ALIASES_FILE, aliases)
+
+    def close(self) -> None:
+        """Flush and close every open shard (the backend can be used again: shards reopen lazily)."""
+        shards, self._shards = self._shards, {}
+        with engine_errors(self._engine):
+            for shard in shards.values():
+                shard.flush()
+                shard.close()

@@ -1,0 +1,70 @@
+"""Client-side coarse-to-fine re-scoring, for engines without a fast native nested prefetch.
+
+Implements the search side of SMEC's multi-resolution layout (paper §3, issue 3): stage 0 is
+searched by the engine on its narrowest resolution; the candidates' vectors for the later
+resolutions are fetched with them, and each later stage re-scores the previous stage's survivors
+exactly in numpy and keeps its ``limit``. Used by qdrant-client local mode (whose ``prefetch`` is
+correct but slow) and by the Milvus adapter.
+
+Scores follow :class:`smec_vdb.adapters.protocol.Hit`: higher is better — cosine similarity,
+dot product, or the *negative* (not squared) L2 distance for ``euclid``.
+
+Example::
+
+    first = engine_search(stages[0], with_vectors=[s.name for s in stages[1:]])
+    cands = Candidates(ids, {"full": full_matrix}, payloads)
+    hits = rescore(cands, stages[1:], "cosine")
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from smec_vdb.adapters.protocol import Distance, Hit, PointId, SearchStage
+from smec_vdb.errors import ConfigError
+
+
+@dataclass
+class Candidates:
+    """First-stage candidates, best first: ids, one (n, dim) matrix per later resolution, payloads."""
+
+    ids: Sequence[PointId]
+    vectors: Mapping[str, np.ndarray]
+    payloads: Sequence[dict[str, Any] | None] | None = None
+
+
+def similarity(distance: Distance, query: np.ndarray, matrix: np.ndarray) -> np.ndarray:
+    """Score each row of ``matrix`` against ``query``, higher is better (cosine, dot, or -L2)."""
+    query = np.asarray(query, dtype=np.float32)
+    matrix = np.asarray(matrix, dtype=np.float32).reshape(-1, query.shape[0])
+    if distance == "dot":
+        return matrix @ query
+    if distance == "cosine":
+        row_norms = np.maximum(np.linalg.norm(matrix, axis=1), np.finfo(np.float32).tiny)
+        query_norm = max(float(np.linalg.norm(query)), float(np.finfo(np.float32).tiny))
+        return (matrix @ query) / (row_norms * query_norm)
+    return -np.linalg.norm(matrix - query[None, :], axis=1)
+
+
+def rescore(candidates: Candidates, stages: Sequence[SearchStage], distance: Distance) -> list[Hit]:
+    """Re-score ``candidates`` stage after stage, each keeping its ``limit`` best (stable on ties).
+
+    ``stages`` are the stages *after* the first (the engine already ran stage 0); each needs its
+    resolution in ``candidates.vectors``, rows aligned with ``candidates.ids``.
+    """
+    if not stages:
+        raise ConfigError("rescore needs at least one stage after the first")
+    keep = np.arange(len(candidates.ids))
+    scores = np.zeros(0, dtype=np.float32)
+    for stage in stages:
+        scores = similarity(distance, stage.vector, np.asarray(candidates.vectors[stage.name])[keep])
+        order = np.argsort(-scores, kind="stable")[: stage.limit]
+        keep, scores = keep[order], scores[order]
+    payloads = candidates.payloads
+    return [
+        Hit(id=candidates.ids[i], score=float(s), payload=None if payloads is None else payloads[i])
+        for i, s in zip(keep.tolist(), scores.tolist())
+    ]

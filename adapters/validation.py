@@ -1,0 +1,133 @@
+"""Checks every adapter runs before touching an engine, so that invalid input writes nothing.
+
+The Backend Protocol promises: every resolution of the schema given with its width
+(:class:`DimensionError`), finite values (:class:`InvalidVectorError`), ids of the schema's
+``id_type``, and one payload per id. Duplicate ids inside one batch follow upsert semantics:
+the *last* occurrence wins, identically on every engine (they are removed here, before writing).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from smec_vdb.adapters.protocol import Batch, CollectionSchema, Filter, PointId, SearchStage
+from smec_vdb.errors import ConfigError, DataError, DimensionError, InvalidVectorError
+
+#: payload keys smec-vdb keeps for itself (e.g. the original string id on Qdrant)
+RESERVED_PREFIX = "_smec"
+
+
+@dataclass
+class CheckedBatch:
+    """A validated batch: unique ids (last occurrence kept), float32 (n, dim) matrices, payload dicts."""
+
+    ids: list[PointId]
+    vectors: dict[str, np.ndarray]
+    payloads: list[dict[str, Any]]
+
+
+def check_id(schema: CollectionSchema, point_id: Any) -> PointId:
+    """The id if it fits ``schema.id_type`` (non-negative int, or non-empty str), else DataError."""
+    if schema.id_type == "int":
+        if isinstance(point_id, (int, np.integer)) and not isinstance(point_id, bool) and point_id >= 0:
+            return int(point_id)
+        raise DataError(f"this collection has integer ids (non-negative), found {point_id!r}")
+    if isinstance(point_id, str) and point_id:
+        return point_id
+    raise DataError(f"this collection has string ids (non-empty), found {point_id!r}")
+
+
+def check_batch(schema: CollectionSchema, batch: Batch) -> CheckedBatch:
+    """Validate ``batch`` against ``schema``; raise before anything is written."""
+    ids = [check_id(schema, i) for i in batch.ids]
+    n = len(ids)
+    expected = {r.name: r.dim for r in schema.resolutions}
+    unknown = sorted(set(batch.vectors) - set(expected))
+    if unknown:
+        raise DimensionError(f"unknown vector(s) {unknown}; this collection has {list(expected)}")
+    vectors: dict[str, np.ndarray] = {}
+    for name, dim in expected.items():
+        if name not in batch.vectors:
+            raise DimensionError(f"vector {name!r} is missing from the batch (expected ({n}, {dim}))")
+        matrix = np.asarray(batch.vectors[name], dtype=np.float32)
+        if matrix.ndim != 2 or matrix.shape[1] != dim:
+            raise DimensionError(f"vector {name!r}: expected width {dim}, found shape {matrix.shape}")
+        if matrix.shape[0] != n:
+            raise DataError(f"vector {name!r} has {matrix.shape[0]} rows for {n} ids")
+        bad = ~np.isfinite(matrix).all(axis=1)
+        if bad.any():
+            first = int(np.argmax(bad))
+            raise InvalidVectorError(f"vector {name!r} of id {ids[first]!r} has NaN or infinite values")
+        vectors[name] = matrix
+    payloads = [dict(p) for p in batch.payloads] if batch.payloads is not None else [{} for _ in ids]
+    if len(payloads) != n:
+        raise DataError(f"{len(payloads)} payloads for {n} ids")
+    for point_id, payload in zip(ids, payloads):
+        reserved = [k for k in payload if not isinstance(k, str) or k.startswith(RESERVED_PREFIX)]
+        if reserved:
+            raise DataError(f"payload of id {point_id!r} uses reserved or non-string keys {reserved}")
+    last = {point_id: row for row, point_id in enumerate(ids)}
+    if len(last) != n:
+        rows = sorted(last.values())
+        ids = [ids[r] for r in rows]
+        vectors = {name: m[rows] for name, m in vectors.items()}
+        payloads = [payloads[r] for r in rows]
+    return CheckedBatch(ids=ids, vectors=vectors, payloads=payloads)
+
+
+def check_query(schema: CollectionSchema, name: str, vector: Any) -> np.ndarray:
+    """The query as a float32 1-D array of the width of resolution ``name``."""
+    dim = schema.resolution(name).dim
+    query = np.asarray(vector, dtype=np.float32).reshape(-1)
+    if query.shape[0] != dim:
+        raise DimensionError(f"query on vector {name!r}: expected width {dim}, found {query.shape[0]}")
+    if not np.isfinite(query).all():
+        raise InvalidVectorError(f"query on vector {name!r} has NaN or infinite values")
+    return query
+
+
+def check_stages(schema: CollectionSchema, stages: Sequence[SearchStage]) -> list[SearchStage]:
+    """Stages with validated float32 queries; at least one, each with ``limit >= 1``."""
+    if not stages:
+        raise ConfigError("search_stages needs at least one stage")
+    checked = []
+    for stage in stages:
+        if stage.limit < 1:
+            raise ConfigError(f"stage on {stage.name!r}: limit must be >= 1, found {stage.limit}")
+        checked.append(SearchStage(stage.name, check_query(schema, stage.name, stage.vector), stage.limit))
+    return checked
+
+
+def check_limit(limit: int) -> int:
+    if limit < 1:
+        raise ConfigError(f"limit must be >= 1, found {limit}")
+    return limit
+
+
+def check_filter(filter: Filter | None) -> dict[str, list[Any] | Any] | None:
+    """The filter if every value is a str/int/float/bool or a non-empty list of them, else ConfigError."""
+    if not filter:
+        return None
+    scalar = (str, int, float, bool)
+    for key, value in filter.items():
+        values = value if isinstance(value, (list, tuple)) else [value]
+        if not isinstance(key, str) or not values or not all(isinstance(v, scalar) for v in values):
+            raise ConfigError(
+                f"filter {key!r}: expected a str/int/float/bool value or a non-empty list of them, found {value!r}"
+            )
+    return dict(filter)
+
+
+def check_metadata_key(key: str) -> str:
+    if not isinstance(key, str) or not key or key.startswith(RESERVED_PREFIX):
+        raise ConfigError(f"metadata key must be a non-empty string not starting with {RESERVED_PREFIX!r}, found {key!r}")
+    return key
+
+
+def check_metadata_value(value: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    if value is not None and not isinstance(value, Mapping):
+        raise ConfigError(f"metadata value must be a JSON object (mapping) or None, found {type(value).__name__}")
+    return None if value is None else dict(value)

@@ -1,0 +1,141 @@
+"""Fixtures for the backend contract suite: one ``target`` per engine, real engines only.
+
+Embedded targets (qdrant-local, qdrant-edge, milvus-lite) run in fresh temporary directories.
+Server targets (qdrant-server, milvus-server) use ``QDRANT_URL`` / ``MILVUS_URI`` when set, else a
+testcontainers container when a Docker daemon is reachable, else skip with the reason.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterator
+
+import pytest
+
+from smec_vdb.adapters import open_backend
+from smec_vdb.adapters.protocol import Backend
+
+EMBEDDED_TARGETS = ("qdrant-local", "qdrant-edge", "milvus-lite")
+SERVER_TARGETS = ("qdrant-server", "milvus-server")
+
+
+@dataclass
+class Target:
+    """How to (re)open one engine target; every backend opened is closed at teardown."""
+
+    name: str
+    embedded: bool
+    opener: Callable[[], Backend]
+    #: for large scenarios where the persistent opener is impractically slow (else ``opener``)
+    bulk_opener: Callable[[], Backend] | None = None
+    opened: list[Backend] = field(default_factory=list)
+
+    def open(self, *, bulk: bool = False) -> Backend:
+        backend = (self.bulk_opener if bulk and self.bulk_opener else self.opener)()
+        self.opened.append(backend)
+        return backend
+
+
+def _docker_reachable() -> str | None:
+    """None if a Docker daemon answers, else why not."""
+    try:
+        import docker
+
+        docker.from_env().ping()
+        return None
+    except Exception as exc:  # no daemon, no socket, no permission
+        return f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+
+
+@pytest.fixture(scope="session")
+def qdrant_server_url() -> Iterator[str]:
+    if os.environ.get("QDRANT_URL"):
+        yield os.environ["QDRANT_URL"]
+        return
+    reason = _docker_reachable()
+    if reason is not None:
+        pytest.skip(f"qdrant-server: QDRANT_URL is not set and no Docker daemon is reachable ({reason})")
+    from testcontainers.community.qdrant import QdrantContainer
+
+    with QdrantContainer() as container:
+        yield f"http://{container.rest_host_address}"
+
+
+@pytest.fixture(scope="session")
+def milvus_server_uri() -> Iterator[str]:
+    if os.environ.get("MILVUS_URI"):
+        yield os.environ["MILVUS_URI"]
+        return
+    reason = _docker_reachable()
+    if reason is not None:
+        pytest.skip(f"milvus-server: MILVUS_URI is not set and no Docker daemon is reachable ({reason})")
+    from testcontainers.community.milvus import MilvusContainer
+
+    with MilvusContainer() as container:
+        yield container.get_connection_url()
+
+
+def _make_target(name: str, request: pytest.FixtureRequest, tmp_path: Path) -> Target:
+    if name == "qdrant-local":
+        # on a path, local mode commits one SQLite transaction per point (~60 points/s here): bulk runs in memory
+        return Target(
+            name, True, lambda: open_backend("qdrant", path=str(tmp_path / "qdrant-local")),
+            bulk_opener=lambda: open_backend("qdrant", path=":memory:"),
+        )
+    if name == "qdrant-edge":
+        return Target(name, True, lambda: open_backend("qdrant-edge", path=str(tmp_path / "qdrant-edge")))
+    if name == "milvus-lite":
+        return Target(name, True, lambda: open_backend("milvus", path=str(tmp_path / "milvus-lite.db")))
+    if name == "qdrant-server":
+        url = request.getfixturevalue("qdrant_server_url")
+        return Target(name, False, lambda: open_backend("qdrant", url=url, api_key=os.environ.get("QDRANT_API_KEY")))
+    uri = request.getfixturevalue("milvus_server_uri")
+    return Target(name, False, lambda: open_backend("milvus", url=uri, token=os.environ.get("MILVUS_TOKEN")))
+
+
+@pytest.fixture(
+    params=[
+        *EMBEDDED_TARGETS,
+        *(pytest.param(name, marks=pytest.mark.server) for name in SERVER_TARGETS),
+    ]
+)
+def target(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Target]:
+    """One engine target; servers are shared, so tests name their collections with ``new_name()``."""
+    made = _make_target(request.param, request, tmp_path)
+    yield made
+    for backend in made.opened:
+        try:
+            if not made.embedded:
+                for name in backend.list_collections():
+                    if name.startswith("smectest_"):
+                        backend.drop(name)
+            backend.close()
+        except Exception:  # a backend a test closed already, or a dead server
+            pass
+
+
+@pytest.fixture
+def backend(target: Target) -> Backend:
+    return target.open()
+
+
+@pytest.fixture
+def embedded_targets(tmp_path: Path) -> Iterator[list[Target]]:
+    """Every embedded target at once (for the congruence test)."""
+    made = [_make_target(name, None, tmp_path) for name in EMBEDDED_TARGETS]  # type: ignore[arg-type]
+    yield made
+    for one in made:
+        for backend in one.opened:
+            try:
+                backend.close()
+            except Exception:
+                pass
+
+
+@pytest.fixture
+def new_name() -> Callable[[], str]:
+    """Collection names no other test (or earlier run against a shared server) uses."""
+    return lambda: f"smectest_{uuid.uuid4().hex[:12]}"
