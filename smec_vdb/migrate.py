@@ -28,7 +28,7 @@ from typing import Any, Callable, Literal, Sequence
 import numpy as np
 
 from smec_vdb.adapters.protocol import Backend, Batch, CollectionSchema, IndexParams, Point, iterate_points
-from smec_vdb.collection import COMPRESSOR_KEY, SmecCollection, plan_resolutions, stage_limits
+from smec_vdb.collection import COMPRESSOR_KEY, SmecCollection, default_candidates, plan_resolutions, stage_limits
 from smec_vdb.compress.artifact import load as load_compressor
 from smec_vdb.compress.base import Compressor
 from smec_vdb.errors import (
@@ -487,14 +487,12 @@ DRY_RUN_QUERIES = 100
 def _simulated_recall(comp: Compressor, pool: np.ndarray, resolutions: Sequence, n_queries: int,
                       seed: int, k: int = 10) -> float:
     """Recall@k of coarse-to-fine vs exact full-dim cosine, both computed in memory over ``pool``."""
-    from smec_vdb.collection import DEFAULT_OVERSAMPLING, MIN_CANDIDATES
-
     rng = np.random.default_rng(seed)
     q_idx = rng.choice(len(pool), size=min(n_queries, len(pool)), replace=False)
     full = comp.encode(pool, comp.input_dim)
     encoded = {r.name: comp.encode(pool, r.dim) for r in resolutions}
     coarse_to_fine = sorted(resolutions, key=lambda r: r.dim)
-    limits = stage_limits(len(coarse_to_fine), k + 1, max(MIN_CANDIDATES, DEFAULT_OVERSAMPLING * (k + 1)))
+    limits = stage_limits(len(coarse_to_fine), k + 1, default_candidates(k + 1, comp.input_dim, coarse_to_fine[0].dim))
     recalls = []
     for qi in q_idx:
         exact = [i for i in np.argsort(-(full @ full[qi]), kind="stable")[: k + 1] if i != qi][:k]

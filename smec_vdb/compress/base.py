@@ -50,7 +50,10 @@ def as_float_tensor(x: Any, input_dim: int) -> torch.Tensor:
         arr = np.asarray(x)
         if arr.dtype.kind not in "fiu":
             raise InvalidVectorError(f"expected numeric vectors, found dtype {arr.dtype}")
-        t = torch.from_numpy(np.ascontiguousarray(arr))
+        arr = np.asarray(arr, dtype=np.float32)
+        if not (arr.flags.writeable and arr.flags.c_contiguous):  # torch needs writable, contiguous memory
+            arr = np.array(arr, dtype=np.float32, order="C")
+        t = torch.from_numpy(arr)
     if t.ndim == 1:
         t = t.unsqueeze(0)
     if t.ndim != 2:
