@@ -42,27 +42,39 @@ def validate_schedule(input_dim: int, dims: Sequence[int]) -> tuple[int, ...]:
     return dims
 
 
-def as_float_tensor(x: Any, input_dim: int) -> torch.Tensor:
-    """Turn numpy/torch/list input into a 2-D float32 CPU tensor of width ``input_dim``, or raise."""
+def as_matrix(x: Any, input_dim: int) -> np.ndarray | torch.Tensor:
+    """Validate numpy/torch/list input as a (n, input_dim) numeric matrix without copying it."""
     if isinstance(x, torch.Tensor):
-        t = x.detach()
+        m: np.ndarray | torch.Tensor = x.detach()
     else:
-        arr = np.asarray(x)
-        if arr.dtype.kind not in "fiu":
-            raise InvalidVectorError(f"expected numeric vectors, found dtype {arr.dtype}")
-        arr = np.asarray(arr, dtype=np.float32)
-        if not (arr.flags.writeable and arr.flags.c_contiguous):  # torch needs writable, contiguous memory
-            arr = np.array(arr, dtype=np.float32, order="C")
-        t = torch.from_numpy(arr)
-    if t.ndim == 1:
-        t = t.unsqueeze(0)
-    if t.ndim != 2:
-        raise DimensionError(f"expected a (n, {input_dim}) matrix, found shape {tuple(t.shape)}")
-    if t.shape[0] == 0:
+        m = np.asarray(x)
+        if m.dtype.kind not in "fiu":
+            raise InvalidVectorError(f"expected numeric vectors, found dtype {m.dtype}")
+    if m.ndim == 1:
+        m = m[None, :]
+    if m.ndim != 2:
+        raise DimensionError(f"expected a (n, {input_dim}) matrix, found shape {tuple(m.shape)}")
+    if m.shape[0] == 0:
         raise InvalidVectorError("no vectors to encode: input has 0 rows")
-    if t.shape[1] != input_dim:
-        raise DimensionError(f"expected vectors of width {input_dim}, found width {t.shape[1]}")
-    return t.to(dtype=torch.float32)
+    if m.shape[1] != input_dim:
+        raise DimensionError(f"expected vectors of width {input_dim}, found width {m.shape[1]}")
+    return m
+
+
+def rows_as_tensor(m: np.ndarray | torch.Tensor, start: int = 0, stop: int | None = None) -> torch.Tensor:
+    """Rows ``start:stop`` of a validated matrix as a float32 tensor (only those rows are converted)."""
+    part = m[start:stop]
+    if isinstance(part, torch.Tensor):
+        return part.to(dtype=torch.float32)
+    part = np.asarray(part, dtype=np.float32)
+    if not (part.flags.writeable and part.flags.c_contiguous):  # torch needs writable, contiguous memory
+        part = np.array(part, dtype=np.float32, order="C")
+    return torch.from_numpy(part)
+
+
+def as_float_tensor(x: Any, input_dim: int) -> torch.Tensor:
+    """Turn numpy/torch/list input into a 2-D float32 tensor of width ``input_dim``, or raise."""
+    return rows_as_tensor(as_matrix(x, input_dim))
 
 
 def check_finite_rows(t: torch.Tensor, row_offset: int = 0) -> None:
@@ -130,11 +142,11 @@ class Compressor(nn.Module):
         ``dim == input_dim`` returns the normalised input (the "full" resolution).
         """
         dim = self.check_dim(dim)
-        t = as_float_tensor(x, self.input_dim)
+        m = as_matrix(x, self.input_dim)
         device = self._device()
-        out = np.empty((t.shape[0], dim), dtype=np.float32)
-        for start in range(0, t.shape[0], chunk_rows):
-            chunk = t[start : start + chunk_rows]
+        out = np.empty((m.shape[0], dim), dtype=np.float32)
+        for start in range(0, m.shape[0], chunk_rows):
+            chunk = rows_as_tensor(m, start, start + chunk_rows)
             check_finite_rows(chunk, start)
             chunk = chunk.to(device)
             low = chunk if dim == self.input_dim else self.project(chunk, dim)
