@@ -12,7 +12,7 @@ from smec_vdb.demo import seed_demo
 
 def demo_command(
     collection: Annotated[str, typer.Option("--collection", "-c", help="Name of the collection to create.")] = "docs",
-    limit: Annotated[int, typer.Option(help="Docstrings to embed.")] = 3000,
+    limit: Annotated[int, typer.Option(help="Docstrings to embed.")] = 2000,
     replace: Annotated[bool, typer.Option("--replace", help="Rebuild the collection if it exists.")] = False,
     backend: BackendOpt = "qdrant-edge",
     url: UrlOpt = None,

@@ -89,7 +89,7 @@ def _print_summary(result: dict) -> None:
     tgt = result["target"]
     table.add_row("target", f"{tgt['collection']}: " + ", ".join(f"{k} {v}-d" for k, v in tgt["resolutions"].items()))
     bpp = result["bytes_per_point"]
-    table.add_row("bytes/point", f"{bpp['before']} → {bpp['after']} ({bpp['before'] / bpp['after']:.1f}×)")
+    table.add_row("vector bytes/point", f"{bpp['before']} → {bpp['after']} ({bpp['after'] / bpp['before']:.2f}× the source)")
     if result.get("dry_run"):
         table.add_row("est. recall@10", f"{result['estimated_recall_at_10']:.4f} (over {result['estimate_pool']} sampled)")
     else:
