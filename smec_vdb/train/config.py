@@ -31,6 +31,8 @@ class TrainConfig:
     memory_size:    S-XBM FIFO capacity in frozen input embeddings (§3.4).
     memory_topk:    neighbours per item retrieved from the memory for L_unsup (eq. 7).
     alpha:          weight of L_unsup in L_total = L_rank + α·L_unsup (eq. 9).
+    order_weight:   weight of the listwise neighbour-ordering term added to eq. 7 inside L_unsup.
+    order_temperature: softmax temperature of that ordering term.
     tau_start/end:  Gumbel-softmax temperature of ADS, annealed geometrically over a stage's epochs.
     rank_negatives: hard negatives per query (top full-dim cosine, not judged relevant) for L_rank.
     rank_scale:     multiplies cosine differences inside the rank loss (1 = literal eq. 8).
@@ -47,6 +49,8 @@ class TrainConfig:
     memory_size: int = 5000
     memory_topk: int = 32
     alpha: float = 1.0
+    order_weight: float = 1.0
+    order_temperature: float = 0.05
     tau_start: float = 1.0
     tau_end: float = 0.1
     rank_negatives: int = 100
@@ -68,10 +72,10 @@ class TrainConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
                 raise ConfigError(f"{name} must be a non-negative integer, found {value!r}")
-        for name in ("lr", "tau_start", "tau_end", "rank_scale"):
+        for name in ("lr", "tau_start", "tau_end", "rank_scale", "order_temperature"):
             if not float(getattr(self, name)) > 0:
                 raise ConfigError(f"{name} must be > 0, found {getattr(self, name)!r}")
-        for name in ("min_delta", "weight_decay", "alpha"):
+        for name in ("min_delta", "weight_decay", "alpha", "order_weight"):
             if not float(getattr(self, name)) >= 0:
                 raise ConfigError(f"{name} must be >= 0, found {getattr(self, name)!r}")
         if self.tau_end > self.tau_start:

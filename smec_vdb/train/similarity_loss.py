@@ -46,3 +46,29 @@ class SimilarityPreservationLoss(nn.Module):
         teacher = neighbour_cosines(full_a, full_n)
         student = neighbour_cosines(low_a, low_n)
         return (teacher - student).abs().mean()
+
+
+class NeighbourOrderLoss(nn.Module):
+    """Listwise ordering term: KL(softmax(teacher/T) ‖ softmax(student/T)) over each anchor's candidates.
+
+    ``teacher`` and ``student`` are (B, C) cosines of each anchor to the same C candidates
+    (its S-XBM neighbours and the other batch items); a candidate marked False in ``valid``
+    (e.g. the anchor itself) is left out. Unlike eq. 7's absolute |Δcos|, this only asks the
+    student to rank and separate the candidates like the teacher, with the weight on the
+    teacher's nearest ones (small T): exactly what top-k retrieval needs.
+    """
+
+    def __init__(self, temperature: float = 0.05) -> None:
+        super().__init__()
+        if not temperature > 0:
+            raise ValueError(f"temperature must be > 0, found {temperature}")
+        self.temperature = float(temperature)
+
+    def forward(self, teacher: torch.Tensor, student: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+        if teacher.shape != student.shape or teacher.shape != valid.shape:
+            raise ValueError(f"teacher, student and valid must have one shape, found "
+                             f"{tuple(teacher.shape)}, {tuple(student.shape)}, {tuple(valid.shape)}")
+        hidden = torch.finfo(student.dtype).min
+        log_p = F.log_softmax((teacher / self.temperature).masked_fill(~valid, hidden), dim=1)
+        log_q = F.log_softmax((student / self.temperature).masked_fill(~valid, hidden), dim=1)
+        return (log_p.exp() * (log_p - log_q)).masked_fill(~valid, 0.0).sum(dim=1).mean()

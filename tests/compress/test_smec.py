@@ -9,12 +9,12 @@ from smec_vdb.train.smrl import extend_smec
 from tests.conftest import INPUT_DIM, SMEC_DIMS
 
 
-def test_untrained_compressor_equals_pca(vectors):
+def test_untrained_compressor_equals_pca_axes_applied_without_centring(vectors):
     comp = SMECCompressor.from_pca(torch.from_numpy(vectors), SMEC_DIMS).eval()
-    centred = vectors.astype(np.float64) - vectors.mean(axis=0)
-    _, _, vt = np.linalg.svd(centred, full_matrices=False)
+    x = vectors.astype(np.float64)
+    _, _, vt = np.linalg.svd(x - x.mean(axis=0), full_matrices=False)
     for d in SMEC_DIMS:
-        pca = centred @ vt[:d].T
+        pca = x @ vt[:d].T
         pca /= np.linalg.norm(pca, axis=1, keepdims=True)
         np.testing.assert_allclose(np.abs(comp.encode(vectors, d)), np.abs(pca), atol=1e-4)
 
@@ -31,7 +31,7 @@ def test_encode_shapes_normalisation_and_nested_selection(trained_smec, vectors)
 
 def test_encode_is_one_composed_map_equal_to_the_stage_chain(trained_smec, vectors):
     x = torch.from_numpy(vectors)
-    z = x - trained_smec.mean
+    z = x
     for d, stage in zip(SMEC_DIMS, trained_smec.stages):
         z = stage(z)  # eval mode: deterministic top-k
         np.testing.assert_allclose(trained_smec.project(x, d).numpy(), z.detach().numpy(), atol=1e-5)

@@ -88,3 +88,18 @@ def test_build_ranking_examples_candidates_are_judged_plus_hard_negatives():
         build_ranking_examples(queries, docs, {"qx": {"d0": 1}}, ["q1"], ["d0", "d1", "d2", "d3"])
     with pytest.raises(DataError, match="doc ids"):
         build_ranking_examples(queries, docs, {"q1": {"d0": 1}}, ["q1"], ["d0"])
+
+
+def test_order_loss_hand_computed_and_zero_for_the_same_ranking():
+    from smec_vdb.train.similarity_loss import NeighbourOrderLoss
+
+    teacher = torch.tensor([[0.9, 0.5, 0.1]])
+    student = torch.tensor([[0.5, 0.9, 0.1]])
+    valid = torch.tensor([[True, True, False]])
+    loss = NeighbourOrderLoss(temperature=0.5)
+    p = torch.softmax(torch.tensor([1.8, 1.0]), 0)
+    q = torch.softmax(torch.tensor([1.0, 1.8]), 0)
+    assert loss(teacher, student, valid).item() == pytest.approx(float((p * (p / q).log()).sum()), rel=1e-5)
+    assert loss(teacher, teacher, valid).item() == pytest.approx(0.0, abs=1e-7)
+    with pytest.raises(ValueError):
+        NeighbourOrderLoss(temperature=0.0)
