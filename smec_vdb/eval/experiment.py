@@ -1,0 +1,150 @@
+"""Train a compression method on a BEIR dataset and score it at each dim: what `smec-vdb eval` and
+``benchmarks/quality.py`` share.
+
+Leakage rules (issue 5): unsupervised methods see corpus vectors only; supervised ones also see
+the ``train`` split's queries and qrels (the trainer holds out part of them for early stopping);
+the evaluated split's queries are never used for training. Supervised figures carry a note on
+how many documents relevant to the evaluated queries are also relevant to training queries.
+
+Example::
+
+    ds = load_beir("scifact", "minilm-l6-v2")
+    rows = run_method(ds, MethodSpec("pca", "pca"), dims=[128, 64, 32], seeds=[0])
+    rows[1].mean("ndcg@10")                 # PCA at 64-d, ≈ 0.540
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field, replace
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+
+from smec_vdb.compress.base import Compressor
+from smec_vdb.eval.beir import BeirDataset
+from smec_vdb.eval.metrics import evaluate
+from smec_vdb.eval.report import ResultRow
+from smec_vdb.eval.retrieval import exact_search, two_stage_search
+from smec_vdb.errors import ConfigError
+from smec_vdb.train import train
+from smec_vdb.train.config import TrainConfig
+from smec_vdb.train.labels import RankingExamples, build_ranking_examples
+
+FULL = "full"
+DETERMINISTIC_METHODS = frozenset({FULL, "truncate", "pca"})
+RERANK_METRIC = "rerank ndcg@10"
+RETRIEVAL_DEPTH = 100
+
+
+@dataclass(frozen=True)
+class MethodSpec:
+    """One line of a comparison: a training method, supervised or not, with TrainConfig overrides."""
+
+    label: str
+    method: str
+    supervised: bool = False
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def stochastic(self) -> bool:
+        """Whether the seed changes the result (so it is worth several seeds)."""
+        return self.method not in DETERMINISTIC_METHODS
+
+
+def relevant_overlap(ds: BeirDataset, train_split: str = "train", eval_split: str = "test") -> tuple[int, int]:
+    """(documents relevant to ``eval_split`` queries that are also relevant to ``train_split`` ones, all of the former)."""
+    def relevant(split: str) -> set[str]:
+        return {d for judged in ds.split_qrels(split).values() for d, g in judged.items() if g > 0}
+
+    evaluated = relevant(eval_split)
+    return len(evaluated & relevant(train_split)), len(evaluated)
+
+
+def overlap_note(ds: BeirDataset, train_split: str = "train", eval_split: str = "test") -> str:
+    shared, total = relevant_overlap(ds, train_split, eval_split)
+    return f"overlap: {shared:,} of {total:,} {eval_split}-relevant docs are also {train_split}-relevant"
+
+
+def ranking_examples(ds: BeirDataset, split: str = "train", hard_negatives: int = 100) -> RankingExamples:
+    """Labelled examples for the rank loss (eq. 8) from ``split``'s queries and qrels."""
+    query_ids, query_vectors = ds.split_queries(split)
+    return build_ranking_examples(query_vectors, ds.corpus, ds.split_qrels(split), query_ids, ds.corpus_ids,
+                                  hard_negatives=hard_negatives)
+
+
+def train_compressor(
+    ds: BeirDataset,
+    spec: MethodSpec,
+    dims: Sequence[int],
+    config: TrainConfig,
+    examples: RankingExamples | None = None,
+    progress: Callable | None = None,
+) -> tuple[Compressor, float]:
+    """Train ``spec`` on the corpus vectors (plus ``examples`` when supervised); returns (compressor, seconds)."""
+    started = time.perf_counter()
+    compressor = train(np.array(ds.corpus), list(dims), method=spec.method,
+                       config=replace(config, **dict(spec.options)),
+                       examples=examples if spec.supervised else None, progress=progress)
+    return compressor, time.perf_counter() - started
+
+
+def score_dims(
+    ds: BeirDataset,
+    encode: Callable[[np.ndarray, int], np.ndarray],
+    dims: Sequence[int],
+    *,
+    split: str = "test",
+    rerank_candidates: int | None = RETRIEVAL_DEPTH,
+) -> dict[int, dict[str, float]]:
+    """nDCG@10 and recall@100 of exact search at each dim; with ``rerank_candidates`` also the
+    two-stage nDCG@10 (shortlist at that dim, rerank on the full vectors)."""
+    query_ids, queries = ds.split_queries(split)
+    qrels = ds.split_qrels(split)
+    corpus = np.array(ds.corpus, dtype=np.float32)  # a writable copy of the memory map
+    scores: dict[int, dict[str, float]] = {}
+    for dim in dims:
+        low_docs, low_queries = encode(corpus, dim), encode(queries, dim)
+        run = exact_search(low_queries, low_docs, ds.corpus_ids, query_ids, k=RETRIEVAL_DEPTH)
+        scores[dim] = evaluate(run, qrels, ndcg_at=(10,), recall_at=(RETRIEVAL_DEPTH,))
+        if rerank_candidates and dim < ds.dim:
+            reranked = two_stage_search(low_queries, low_docs, queries, corpus, ds.corpus_ids, query_ids,
+                                        candidates=rerank_candidates, k=10)
+            scores[dim][RERANK_METRIC] = evaluate(reranked, qrels, ndcg_at=(10,), recall_at=())["ndcg@10"]
+    return scores
+
+
+def full_dim_row(ds: BeirDataset, split: str = "test") -> ResultRow:
+    """The uncompressed reference: exact search on the input embeddings."""
+    metrics = score_dims(ds, lambda x, dim: x, [ds.dim], split=split)[ds.dim]
+    return ResultRow(ds.name, ds.model, FULL, ds.dim, {m: [v] for m, v in metrics.items()})
+
+
+def run_method(
+    ds: BeirDataset,
+    spec: MethodSpec,
+    dims: Sequence[int],
+    seeds: Sequence[int],
+    config: TrainConfig | None = None,
+    *,
+    examples: RankingExamples | None = None,
+    split: str = "test",
+    rerank_candidates: int | None = RETRIEVAL_DEPTH,
+    progress: Callable | None = None,
+) -> list[ResultRow]:
+    """Train ``spec`` once per seed (once if deterministic), score every dim; one row per dim."""
+    config = config or TrainConfig()
+    if spec.supervised and split == "train":
+        raise ConfigError("supervised methods train on the 'train' split: evaluate them on another split")
+    if spec.supervised and examples is None:
+        examples = ranking_examples(ds, hard_negatives=config.rank_negatives)
+    note = overlap_note(ds, eval_split=split) if spec.supervised else ""
+    rows = {d: ResultRow(ds.name, ds.model, spec.label, d, {}, [], note) for d in dims}
+    for seed in (seeds if spec.stochastic else seeds[:1]):
+        compressor, seconds = train_compressor(ds, spec, dims, replace(config, seed=seed), examples, progress)
+        for dim, metrics in score_dims(ds, compressor.encode, dims, split=split,
+                                       rerank_candidates=rerank_candidates).items():
+            for name, value in metrics.items():
+                rows[dim].metrics.setdefault(name, []).append(value)
+            rows[dim].train_seconds.append(seconds)
+    return list(rows.values())
