@@ -22,10 +22,11 @@ app = typer.Typer(
 
 
 def _register_commands() -> None:
-    from smec_vdb.cli import demo, eval, inspect, migrate, search, train
+    from smec_vdb.cli import demo, inspect, migrate, search, train
+    from smec_vdb.cli import eval as eval_cmd  # the module name shadows the builtin otherwise
 
     train.register(app)
-    eval.register(app)
+    eval_cmd.register(app)
     demo.register(app)
     migrate.register(app)
     search.register(app)
