@@ -113,6 +113,9 @@ RETRIABLE_HINTS = ("fail connecting", "unavailable", "deadline exceeded", "timeo
 
 
 def _pymilvus():
+    # gRPC's C core logs transport chatter (e.g. Milvus Lite's "too_many_pings" GOAWAY) straight to
+    # stderr; every real failure still reaches us as an exception, so keep the terminal clean.
+    os.environ.setdefault("GRPC_VERBOSITY", "NONE")
     try:
         import pymilvus
     except ImportError as e:  # pragma: no cover - pymilvus is a dependency
