@@ -163,7 +163,8 @@ class SmecCollection:
     # -- writing ------------------------------------------------------------------------
     def encode(self, full_vectors: Any) -> dict[str, np.ndarray]:
         """Every stored resolution of these full-width vectors (float32, unit rows)."""
-        return {r.name: self.compressor.encode(full_vectors, r.dim) for r in self.resolutions}
+        encoded = self.compressor.encode_many(full_vectors, [r.dim for r in self.resolutions])
+        return {r.name: encoded[r.dim] for r in self.resolutions}
 
     def upsert(
         self, ids: Sequence[PointId], full_vectors: Any, payloads: Sequence[Mapping[str, Any]] | None = None

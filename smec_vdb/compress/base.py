@@ -78,14 +78,23 @@ def as_float_tensor(x: Any, input_dim: int) -> torch.Tensor:
 
 
 def check_finite_rows(t: torch.Tensor, row_offset: int = 0) -> None:
-    """Raise InvalidVectorError naming the first row that holds NaN/inf or is all zeros."""
-    bad = ~torch.isfinite(t).all(dim=1)
+    """Raise InvalidVectorError naming the first row that holds NaN/inf or is all zeros.
+
+    One norm pass screens the chunk (a NaN/inf row has a non-finite norm, an all-zero row a zero
+    norm); only flagged rows get the exact checks, so huge or tiny finite rows are never rejected.
+    """
+    norms = torch.linalg.vector_norm(t, dim=1)
+    flagged = torch.nonzero(~torch.isfinite(norms) | (norms == 0)).flatten()
+    if len(flagged) == 0:
+        return
+    rows = t.index_select(0, flagged)
+    bad = ~torch.isfinite(rows).all(dim=1)
     if bool(bad.any()):
-        i = int(torch.nonzero(bad)[0, 0]) + row_offset
+        i = int(flagged[bad][0]) + row_offset
         raise InvalidVectorError(f"row {i} holds NaN or inf values ({int(bad.sum())} such rows in this chunk)")
-    zero = (t == 0).all(dim=1)
+    zero = (rows == 0).all(dim=1)
     if bool(zero.any()):
-        i = int(torch.nonzero(zero)[0, 0]) + row_offset
+        i = int(flagged[zero][0]) + row_offset
         raise InvalidVectorError(f"row {i} is all zeros: it has no direction to compress")
 
 
@@ -141,17 +150,24 @@ class Compressor(nn.Module):
         ``x`` is a (n, input_dim) or (input_dim,) numpy array or torch tensor of any float dtype.
         ``dim == input_dim`` returns the normalised input (the "full" resolution).
         """
-        dim = self.check_dim(dim)
+        return self.encode_many(x, [dim], chunk_rows=chunk_rows)[int(dim)]
+
+    @torch.inference_mode()
+    def encode_many(self, x: Any, dims: Sequence[int], *, chunk_rows: int = ENCODE_CHUNK_ROWS) -> dict[int, np.ndarray]:
+        """Encode vectors to several dims at once: the input is validated and converted once per chunk
+        ("compute once, slice many times"); returns {dim: float32 unit rows}."""
+        dims = [self.check_dim(d) for d in dims]
         m = as_matrix(x, self.input_dim)
         device = self._device()
-        out = np.empty((m.shape[0], dim), dtype=np.float32)
+        out = {d: np.empty((m.shape[0], d), dtype=np.float32) for d in dims}
         for start in range(0, m.shape[0], chunk_rows):
             chunk = rows_as_tensor(m, start, start + chunk_rows)
             check_finite_rows(chunk, start)
             chunk = chunk.to(device)
-            low = chunk if dim == self.input_dim else self.project(chunk, dim)
-            low = torch.nn.functional.normalize(low, dim=1)
-            out[start : start + chunk.shape[0]] = low.float().cpu().numpy()
+            for d in dims:
+                low = chunk if d == self.input_dim else self.project(chunk, d)
+                low = torch.nn.functional.normalize(low, dim=1)
+                out[d][start : start + chunk.shape[0]] = low.float().cpu().numpy()
         return out
 
     def _device(self) -> torch.device:

@@ -88,7 +88,7 @@ class SMECCompressor(Compressor):
         self.use_ads = bool(use_ads)
         widths = (self.input_dim, *self.dims)
         self.stages = nn.ModuleList(SMECStage(a, b, use_ads=self.use_ads) for a, b in zip(widths, widths[1:]))
-        self._levels: dict[tuple[int, str], torch.Tensor] = {}
+        self._levels: dict[int, torch.Tensor] = {}  # eval-mode cache: level -> M.T, contiguous
 
     # -- construction -----------------------------------------------------------------
     @classmethod
@@ -134,16 +134,21 @@ class SMECCompressor(Compressor):
         return super().load_state_dict(state_dict, strict=strict, assign=assign)
 
     def level_matrix(self, level: int) -> torch.Tensor:
-        """M with level ``level`` = x @ M.T, for level >= 1; differentiable in training mode."""
-        key = (level, str(self.stages[0].weight.device))
-        if not self.training and key in self._levels:
-            return self._levels[key]
+        """M with level ``level`` = x @ M.T, for level >= 1; differentiable in training mode.
+
+        In eval mode M.T is cached contiguous (so ``x @ M.T`` runs on a contiguous operand) and
+        M is returned as its transposed view.
+        """
+        if not self.training:
+            cached = self._levels.get(level)
+            if cached is not None and cached.device == self.stages[0].weight.device:
+                return cached.T
         matrix = self.stages[0].kept_rows()
         for stage in self.stages[1:level]:
             matrix = stage.kept_rows() @ matrix
         if not self.training:
-            matrix = matrix.detach()
-            self._levels[key] = matrix
+            self._levels[level] = matrix.detach().T.contiguous()
+            return self._levels[level].T
         return matrix
 
     def level_inputs(self, x: torch.Tensor, stage: int) -> torch.Tensor:
