@@ -57,13 +57,6 @@ class PCACompressor(Compressor):
     def project(self, x: torch.Tensor, dim: int) -> torch.Tensor:
         return (x - self.mean) @ self.axes[:dim].T
 
-    def config(self) -> dict[str, Any]:
-        return {"input_dim": self.input_dim, "dims": list(self.dims)}
-
-    @classmethod
-    def from_config(cls, config: dict[str, Any]) -> "PCACompressor":
-        return cls(config["input_dim"], config["dims"])
-
     @classmethod
     def fit(
         cls,

@@ -47,13 +47,6 @@ class SearchAdaptorCompressor(Compressor):
     def project(self, x: torch.Tensor, dim: int) -> torch.Tensor:
         return self.map_for(dim)(x)
 
-    def config(self) -> dict[str, Any]:
-        return {"input_dim": self.input_dim, "dims": list(self.dims)}
-
-    @classmethod
-    def from_config(cls, config: dict[str, Any]) -> "SearchAdaptorCompressor":
-        return cls(config["input_dim"], config["dims"])
-
     def init_from_pca(self, x: np.ndarray) -> None:
         """Set every map to the projection onto the corpus' top-``d`` uncentred PCA axes."""
         _, axes = pca_basis(x, self.dims[0], centre=False)

@@ -30,13 +30,6 @@ class TruncationCompressor(Compressor):
     def project(self, x: torch.Tensor, dim: int) -> torch.Tensor:
         return x[:, :dim]
 
-    def config(self) -> dict[str, Any]:
-        return {"input_dim": self.input_dim, "dims": list(self.dims)}
-
-    @classmethod
-    def from_config(cls, config: dict[str, Any]) -> "TruncationCompressor":
-        return cls(config["input_dim"], config["dims"])
-
     @classmethod
     def fit(
         cls,

@@ -101,11 +101,10 @@ def check_finite_rows(t: torch.Tensor, row_offset: int = 0) -> None:
 class Compressor(nn.Module):
     """Base class: subclasses implement :meth:`project` and declare their tensors for saving.
 
-    Subclasses set ``method`` (the registry name) and implement:
-
-    * ``project(x, dim)``: un-normalised (n, dim) output for a float32 batch;
-    * ``config()``: JSON-able constructor arguments that, with the saved tensors, rebuild it;
-    * ``from_config(config)``: the inverse; tensors are then loaded with ``load_state_dict``.
+    Subclasses set ``method`` (the registry name) and implement ``project(x, dim)`` (un-normalised
+    (n, dim) output for a float32 batch). Those whose constructor takes more than ``(input_dim,
+    dims)`` also override ``config()`` (JSON-able constructor arguments) and ``from_config()``;
+    the saved tensors are then loaded with ``load_state_dict``.
     """
 
     method: ClassVar[str] = ""
@@ -121,14 +120,14 @@ class Compressor(nn.Module):
     def project(self, x: torch.Tensor, dim: int) -> torch.Tensor:
         """Map a float32 (n, input_dim) batch to the un-normalised (n, dim) embedding."""
 
-    @abstractmethod
     def config(self) -> dict[str, Any]:
         """Constructor arguments (JSON-able) needed to rebuild this compressor before loading tensors."""
+        return {"input_dim": self.input_dim, "dims": list(self.dims)}
 
     @classmethod
-    @abstractmethod
     def from_config(cls, config: dict[str, Any]) -> "Compressor":
         """Rebuild an untrained instance with the right shapes from :meth:`config`."""
+        return cls(config["input_dim"], config["dims"])
 
     def selected_indices(self) -> dict[int, list[int]] | None:
         """For methods that select dimensions (ADS), which stage-input dims each level keeps."""
