@@ -28,7 +28,7 @@ from typing import Any, Callable, Literal, Sequence
 import numpy as np
 
 from smec_vdb.adapters.protocol import Backend, Batch, CollectionSchema, IndexParams, Point, iterate_points
-from smec_vdb.collection import COMPRESSOR_KEY, SmecCollection, default_candidates, plan_resolutions, stage_limits
+from smec_vdb.collection import COMPRESSOR_KEY, FULL, SmecCollection, default_candidates, plan_resolutions, stage_limits
 from smec_vdb.compress.artifact import load as load_compressor
 from smec_vdb.compress.base import Compressor
 from smec_vdb.errors import (
@@ -260,6 +260,15 @@ class _Timer:
         self.seconds[phase] = self.seconds.get(phase, 0.0) + time.perf_counter() - t0
 
 
+def _interrupted_creation(backend: Backend, target: str) -> bool:
+    """An empty target with neither checkpoint nor completion record whose vectors are named the way
+    migrate names them (``full``, ``d<dim>``): a run killed between creating it and checkpointing."""
+    if backend.count(target) != 0:
+        return False
+    return all(r.name == FULL or (r.name[:1] == "d" and r.name[1:].isdigit())
+               for r in backend.schema(target).resolutions)
+
+
 def _prepare_target(backend: Backend, info: SourceInfo, opts: MigrationOptions, plan: str) -> dict | None:
     """Decide how the target stands: returns its checkpoint (resume), or None for a fresh/complete one."""
     target = opts.target_name
@@ -282,6 +291,9 @@ def _prepare_target(backend: Backend, info: SourceInfo, opts: MigrationOptions, 
                 f"target {target!r} exists from another migration (plan {complete.get('plan')}): "
                 f"choose another --target or pass --restart"
             )
+        return None
+    if _interrupted_creation(backend, target):
+        backend.drop(target)
         return None
     if backend.get_metadata(target, COMPRESSOR_KEY) is None and backend.count(target) == 0:
         raise CollectionExistsError(
@@ -374,6 +386,8 @@ def _copy(backend: Backend, info: SourceInfo, col: SmecCollection, opts: Migrati
     """Stream source → encode → upsert, checkpointing the cursor after each batch."""
     written, skipped = int(checkpoint["written"]), list(checkpoint["skipped_ids"])
     cursor = checkpoint["cursor"]
+    if checkpoint.get("copied"):  # killed after the last batch: only verification is left
+        return written, skipped
     if progress:
         progress(MigrationEvent("copy", written + len(skipped), info.count))
     while True:
@@ -405,7 +419,8 @@ def _copy(backend: Backend, info: SourceInfo, col: SmecCollection, opts: Migrati
                                                payloads=[points[i].payload for i in keep]))
                 timer.add("write", t0)
                 written += len(keep)
-            checkpoint = {**checkpoint, "cursor": next_cursor, "written": written, "skipped_ids": skipped}
+            checkpoint = {**checkpoint, "cursor": next_cursor, "written": written, "skipped_ids": skipped,
+                          "copied": next_cursor is None}
             backend.set_metadata(col.name, CHECKPOINT_KEY, checkpoint)
             if progress:
                 progress(MigrationEvent("copy", written + len(skipped), info.count))
