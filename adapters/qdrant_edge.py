@@ -141,6 +141,8 @@ class QdrantEdgeBackend:
     def create_collection(self, collection: str, schema: CollectionSchema) -> None:
         e = self._edge
         directory = self.store / _check_name(collection)
+        if directory.exists() and not (directory / _SCHEMA_FILE).exists() and collection not in self._shards:
+            shutil.rmtree(directory)  # a create killed before its schema (written last) landed: never usable
         if directory.exists() or collection in self._aliases():
             raise CollectionExistsError(f"qdrant-edge: collection (or alias) {collection!r} exists already in {self.store}")
         distance = {"cosine": e.Distance.Cosine, "dot": e.Distance.Dot, "euclid": e.Distance.Euclid}[schema.distance]

@@ -5,6 +5,7 @@ Tracebacks are shown only when ``SMEC_VDB_DEBUG=1``.
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 
@@ -37,6 +38,8 @@ def main() -> None:
     """Console-script entry point."""
     _register_commands()
     debug = os.environ.get("SMEC_VDB_DEBUG", "") not in ("", "0", "false")
+    if not debug:  # engines log tracebacks of failures we report anyway: keep errors to one line
+        logging.disable(logging.ERROR)
     try:
         app(standalone_mode=False)
     except SmecError as e:

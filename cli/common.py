@@ -49,8 +49,13 @@ def backend_session(backend: str, url: str | None, path: str | None) -> Iterator
     b = open_backend_from_options(backend, url, path)
     try:
         yield b
-    finally:
-        b.close()
+    except BaseException:
+        try:  # the error that stopped the command is the one to report, not a failing close after it
+            b.close()
+        except Exception:
+            pass
+        raise
+    b.close()
 
 
 def parse_dims(text: str | None) -> tuple[int, ...] | None:

@@ -276,12 +276,6 @@ def used_kib(path: Path) -> int:
     return int(subprocess.run(["du", "-sk", str(path)], capture_output=True, text=True).stdout.split()[0])
 
 
-EDGE_ORPHAN_DIR = ("adapters/qdrant_edge.py create_collection: a create killed before schema.json is written "
-                   "(SIGKILL, or SIGBUS on a full disk) leaves <store>/<name>/ behind, and every later create "
-                   "refuses with 'exists already' while exists() says False")
-
-
-@pytest.mark.xfail(strict=True, reason=EDGE_ORPHAN_DIR)
 def test_qdrant_edge_half_created_target_does_not_block_migrate(tmp_path, compressor):
     store = EmbeddedStore.make("qdrant-edge", tmp_path)
     seed_source(store, clustered_vectors(50, WIDTH))
@@ -290,7 +284,11 @@ def test_qdrant_edge_half_created_target_does_not_block_migrate(tmp_path, compre
     assert code == 0, err
 
 
-@pytest.mark.parametrize("engine", [pytest.param("qdrant-edge", marks=pytest.mark.xfail(reason=EDGE_ORPHAN_DIR)),
+EDGE_SIGBUS = ("qdrant-edge-py 0.9.0 maps its segment files: after a store hit ENOSPC, reading it back can raise "
+               "SIGBUS in the reader, which would take the whole pytest process down; run it with -m slow")
+
+
+@pytest.mark.parametrize("engine", [pytest.param("qdrant-edge", marks=pytest.mark.slow(reason=EDGE_SIGBUS)),
                                     "milvus-lite"])
 def test_disk_full_tmpfs_then_resume(engine, small_disk, compressor):
     """The real thing: the store on a tmpfs with little room left, then space comes back."""

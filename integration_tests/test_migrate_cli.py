@@ -171,3 +171,21 @@ def test_bad_options_fail_with_one_line(store):
     assert "Traceback" not in proc.stderr
     proc = run_cli("migrate", "--collection", "src", "--dims", "16,32", *store, expect=1)
     assert "decreasing" in proc.stderr
+
+
+def test_stop_during_verification_resumes(store, tmp_path):
+    args = backend_args(store)
+    opts = MigrationOptions(source="src", dim=16, batch_size=400, verify_queries=40, min_recall=0.5,
+                            compressor_store=str(tmp_path / "compressors"), train_options={"epochs": 3})
+    b = _open(args)
+    calls = []
+    try:
+        # 4 checks during the copy (3 batches + end), then the first one inside verification stops
+        with pytest.raises(MigrationInterrupted, match="during verification"):
+            migrate(b, opts, should_stop=lambda: calls.append(1) or len(calls) > 4)
+        checkpoint = b.get_metadata("src_smec", CHECKPOINT_KEY)
+        assert checkpoint is not None and checkpoint["copied"] and checkpoint["written"] == N_POINTS
+        report = migrate(b, opts)
+    finally:
+        b.close()
+    assert report["verification"]["passed"] and report["points_written"] == N_POINTS

@@ -349,7 +349,7 @@ def migrate(
     copy_seconds = sum(timer.seconds.get(p, 0.0) for p in ("read", "encode", "write"))
 
     t0 = time.perf_counter()
-    verification = verify(backend, info, col, opts, skipped, progress)
+    verification = verify(backend, info, col, opts, skipped, progress, should_stop)
     timer.add("verify", t0)
     report = {
         "source": info.as_dict(),
@@ -425,6 +425,9 @@ def _copy(backend: Backend, info: SourceInfo, col: SmecCollection, opts: Migrati
             if progress:
                 progress(MigrationEvent("copy", written + len(skipped), info.count))
         if next_cursor is None:
+            if not checkpoint.get("copied"):  # the last page came back empty: mark the copy done
+                checkpoint = {**checkpoint, "cursor": None, "copied": True}
+                backend.set_metadata(col.name, CHECKPOINT_KEY, checkpoint)
             return written, skipped
         cursor = next_cursor
 
@@ -437,7 +440,8 @@ def _all_ids(backend: Backend, collection: str, batch: int) -> list:
 
 
 def verify(backend: Backend, info: SourceInfo, col: SmecCollection, opts: MigrationOptions,
-           skipped: Sequence, progress: ProgressCallback | None = None) -> dict[str, Any]:
+           skipped: Sequence, progress: ProgressCallback | None = None,
+           should_stop: Callable[[], bool] | None = None) -> dict[str, Any]:
     """Counts, id sets, payloads on a sample, and recall@10 of coarse-to-fine vs full-dim source search."""
     rng = np.random.default_rng(opts.seed)
     batch = max(opts.batch_size, 1000)
@@ -460,6 +464,10 @@ def verify(backend: Backend, info: SourceInfo, col: SmecCollection, opts: Migrat
     queries = [pool[i] for i in rng.choice(len(pool), size=n_queries, replace=False)]
     recalls = []
     for done, point in enumerate(backend.retrieve(info.name, queries, with_vectors=[info.vector]), 1):
+        if should_stop and should_stop():
+            raise MigrationInterrupted(
+                "interrupted during verification (the copy is complete); run the same command again to resume"
+            )
         v = np.asarray(point.vectors[info.vector], dtype=np.float32)
         exact = [h.id for h in backend.search(info.name, info.vector, v, 11, with_payload=False)
                  if h.id != point.id and h.id in expected][:10]
