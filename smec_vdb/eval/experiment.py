@@ -52,25 +52,55 @@ class MethodSpec:
         return self.method not in DETERMINISTIC_METHODS
 
 
-def relevant_overlap(ds: BeirDataset, train_split: str = "train", eval_split: str = "test") -> tuple[int, int]:
-    """(documents relevant to ``eval_split`` queries that are also relevant to ``train_split`` ones, all of the former)."""
-    def relevant(split: str) -> set[str]:
-        return {d for judged in ds.split_qrels(split).values() for d, g in judged.items() if g > 0}
+def training_qrels(
+    ds: BeirDataset, split: str = "train", max_relevant: int | None = None, max_queries: int | None = None,
+    seed: int = 0,
+) -> dict[str, dict[str, float]]:
+    """``split``'s qrels, optionally trimmed to bound the cost of the rank loss: queries with more than
+    ``max_relevant`` relevant docs are left out (every candidate row is padded to the widest query),
+    then a seeded sample of ``max_queries`` is kept. Whole queries go, so no relevant doc is ever
+    mistaken for a negative."""
+    qrels = ds.split_qrels(split)
+    if max_relevant is not None:
+        qrels = {q: judged for q, judged in qrels.items() if sum(g > 0 for g in judged.values()) <= max_relevant}
+    if max_queries is not None and len(qrels) > max_queries:
+        keep = np.random.default_rng(seed).choice(sorted(qrels), size=max_queries, replace=False)
+        qrels = {q: qrels[q] for q in sorted(keep)}
+    return qrels
 
-    evaluated = relevant(eval_split)
-    return len(evaluated & relevant(train_split)), len(evaluated)
+
+def relevant_overlap(
+    ds: BeirDataset, train_split: str = "train", eval_split: str = "test",
+    train_qrels: Mapping[str, Mapping[str, float]] | None = None,
+) -> tuple[int, int]:
+    """(documents relevant to ``eval_split`` queries that are also relevant to the training queries
+    — ``train_qrels`` when given, else all of ``train_split`` —, all of the former)."""
+    def relevant(qrels: Mapping[str, Mapping[str, float]]) -> set[str]:
+        return {d for judged in qrels.values() for d, g in judged.items() if g > 0}
+
+    evaluated = relevant(ds.split_qrels(eval_split))
+    trained = relevant(train_qrels if train_qrels is not None else ds.split_qrels(train_split))
+    return len(evaluated & trained), len(evaluated)
 
 
-def overlap_note(ds: BeirDataset, train_split: str = "train", eval_split: str = "test") -> str:
-    shared, total = relevant_overlap(ds, train_split, eval_split)
-    return f"overlap: {shared:,} of {total:,} {eval_split}-relevant docs are also {train_split}-relevant"
+def overlap_note(
+    ds: BeirDataset, train_split: str = "train", eval_split: str = "test",
+    train_qrels: Mapping[str, Mapping[str, float]] | None = None,
+) -> str:
+    shared, total = relevant_overlap(ds, train_split, eval_split, train_qrels)
+    used = f" (the {len(train_qrels):,} training queries used)" if train_qrels is not None else ""
+    return f"overlap: {shared:,} of {total:,} {eval_split}-relevant docs are also {train_split}-relevant{used}"
 
 
-def ranking_examples(ds: BeirDataset, split: str = "train", hard_negatives: int = 100) -> RankingExamples:
-    """Labelled examples for the rank loss (eq. 8) from ``split``'s queries and qrels."""
+def ranking_examples(
+    ds: BeirDataset, split: str = "train", hard_negatives: int = 100,
+    qrels: Mapping[str, Mapping[str, float]] | None = None,
+) -> RankingExamples:
+    """Labelled examples for the rank loss (eq. 8) from ``split``'s queries and qrels (or ``qrels``,
+    e.g. from :func:`training_qrels`)."""
     query_ids, query_vectors = ds.split_queries(split)
-    return build_ranking_examples(query_vectors, ds.corpus, ds.split_qrels(split), query_ids, ds.corpus_ids,
-                                  hard_negatives=hard_negatives)
+    return build_ranking_examples(query_vectors, ds.corpus, dict(qrels if qrels is not None else ds.split_qrels(split)),
+                                  query_ids, ds.corpus_ids, hard_negatives=hard_negatives)
 
 
 def train_compressor(
@@ -128,20 +158,29 @@ def run_method(
     config: TrainConfig | None = None,
     *,
     examples: RankingExamples | None = None,
+    train_qrels: Mapping[str, Mapping[str, float]] | None = None,
     split: str = "test",
     rerank_candidates: int | None = RETRIEVAL_DEPTH,
     progress: Callable | None = None,
+    on_trained: Callable[[int, Compressor, float], None] | None = None,
 ) -> list[ResultRow]:
-    """Train ``spec`` once per seed (once if deterministic), score every dim; one row per dim."""
+    """Train ``spec`` once per seed (once if deterministic), score every dim; one row per dim.
+
+    Supervised methods train on ``examples``, else on ones built from ``train_qrels`` (default: the
+    whole train split); the overlap note counts the same training queries.
+    ``on_trained(seed, compressor, seconds)`` is called after each training run (e.g. to record
+    its per-stage epochs and wall time)."""
     config = config or TrainConfig()
     if spec.supervised and split == "train":
         raise ConfigError("supervised methods train on the 'train' split: evaluate them on another split")
     if spec.supervised and examples is None:
-        examples = ranking_examples(ds, hard_negatives=config.rank_negatives)
-    note = overlap_note(ds, eval_split=split) if spec.supervised else ""
+        examples = ranking_examples(ds, hard_negatives=config.rank_negatives, qrels=train_qrels)
+    note = overlap_note(ds, eval_split=split, train_qrels=train_qrels) if spec.supervised else ""
     rows = {d: ResultRow(ds.name, ds.model, spec.label, d, {}, [], note) for d in dims}
     for seed in (seeds if spec.stochastic else seeds[:1]):
         compressor, seconds = train_compressor(ds, spec, dims, replace(config, seed=seed), examples, progress)
+        if on_trained is not None:
+            on_trained(seed, compressor, seconds)
         for dim, metrics in score_dims(ds, compressor.encode, dims, split=split,
                                        rerank_candidates=rerank_candidates).items():
             for name, value in metrics.items():

@@ -99,7 +99,7 @@ def write_json(rows: Sequence[ResultRow], path: str | Path, meta: dict[str, Any]
 
 
 def plot_ndcg_vs_dims(rows: Sequence[ResultRow], path: str | Path, metric: str = NDCG) -> Path:
-    """PNG: one panel per (dataset, model), ``metric`` against dims (log scale), a line per method."""
+    """PNG: one panel per (dataset, model), two per row, ``metric`` against dims (log scale), a line per method."""
     try:
         import matplotlib
 
@@ -112,8 +112,15 @@ def plot_ndcg_vs_dims(rows: Sequence[ResultRow], path: str | Path, metric: str =
         raise ConfigError("nothing to plot: no result rows")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig, axes = plt.subplots(1, len(groups), figsize=(5.5 * len(groups), 4.2), squeeze=False)
-    for ax, ((dataset, model), group) in zip(axes[0], groups.items()):
+    cols = min(2, len(groups))
+    n_rows = -(-len(groups) // cols)
+    fig, axes = plt.subplots(n_rows, cols, figsize=(6.5 * cols, 4.8 * n_rows), squeeze=False)
+    for ax in axes.flat[len(groups):]:
+        ax.set_visible(False)
+    palette = [f"C{i}" for i in (0, 1, 2, 3, 4, 5, 6, 8, 9)]  # C7 (grey) is left to the full-dim reference
+    trained = [m for m in dict.fromkeys(r.method for r in rows) if len({r.dim for r in rows if r.method == m}) > 1]
+    colour = {m: palette[i % len(palette)] for i, m in enumerate(trained)}  # one colour per method in every panel
+    for ax, ((dataset, model), group) in zip(axes.flat, groups.items()):
         curves = {m: sorted((r for r in group if r.method == m and metric in r.metrics), key=lambda r: r.dim)
                   for m in dict.fromkeys(r.method for r in group)}
         for method, points in curves.items():
@@ -121,7 +128,8 @@ def plot_ndcg_vs_dims(rows: Sequence[ResultRow], path: str | Path, metric: str =
                 ax.axhline(points[0].mean(metric), linestyle="--", color="grey", label=f"{method} ({points[0].dim}-d)")
             elif points:
                 ax.errorbar([r.dim for r in points], [r.mean(metric) for r in points],
-                            yerr=[r.std(metric) for r in points], marker="o", capsize=3, label=method)
+                            yerr=[r.std(metric) for r in points], marker="o", capsize=3, label=method,
+                            color=colour.get(method))
         ax.set_xscale("log", base=2)
         all_dims = sorted({r.dim for points in curves.values() if len(points) > 1 for r in points})
         ax.set_xticks(all_dims, [str(d) for d in all_dims])

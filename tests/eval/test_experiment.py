@@ -10,7 +10,10 @@ from typer.testing import CliRunner
 from smec_vdb.cli import eval as eval_cli
 from smec_vdb.errors import ConfigError
 from smec_vdb.eval.beir import load_beir
-from smec_vdb.eval.experiment import RERANK_METRIC, MethodSpec, full_dim_row, relevant_overlap, run_method
+from smec_vdb.eval.experiment import (
+    RERANK_METRIC, MethodSpec, full_dim_row, overlap_note, relevant_overlap, run_method, training_qrels,
+)
+from smec_vdb.train.config import TrainConfig
 
 MODEL = "toy-16d"
 
@@ -78,3 +81,22 @@ def test_supervised_methods_cannot_be_scored_on_their_training_split(dataset):
     ds = load_beir("toy", MODEL, data_dir=dataset)
     with pytest.raises(ConfigError, match="evaluate them on another split"):
         run_method(ds, MethodSpec("smec (sup.)", "smec", supervised=True), [8], seeds=[0], split="train")
+
+
+def test_on_trained_reports_each_training_run_with_its_seed_and_wall_time(dataset):
+    ds = load_beir("toy", MODEL, data_dir=dataset)
+    seen = []
+    rows = run_method(ds, MethodSpec("mrl", "mrl"), [8, 2], seeds=[3, 4], config=TrainConfig(epochs=1),
+                      on_trained=lambda seed, comp, seconds: seen.append((seed, comp.dims, seconds)))
+    assert [(seed, list(dims)) for seed, dims, _ in seen] == [(3, [8, 2]), (4, [8, 2])]
+    assert rows[0].train_seconds == [seconds for _, _, seconds in seen]
+
+
+def test_training_qrels_drop_broad_queries_whole_and_the_overlap_counts_only_those_kept(dataset):
+    ds = load_beir("toy", MODEL, data_dir=dataset)
+    narrow = training_qrels(ds, "train", max_relevant=1)
+    assert sorted(narrow) == ["q1", "q2", "q3", "q4", "q5"]  # q0 has two relevant docs (d0, d9)
+    assert relevant_overlap(ds, train_qrels=narrow) == (0, 7)
+    sample = training_qrels(ds, "train", max_queries=3, seed=1)
+    assert len(sample) == 3 and sample == training_qrels(ds, "train", max_queries=3, seed=1)
+    assert "(the 3 training queries used)" in overlap_note(ds, train_qrels=sample)
