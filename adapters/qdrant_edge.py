@@ -25,7 +25,6 @@ import json
 import os
 import re
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -53,6 +52,7 @@ from smec_vdb.adapters.validation import (
     check_metadata_value,
     check_stages,
 )
+from smec_vdb.atomic import atomic_write
 from smec_vdb.errors import CollectionExistsError, CollectionNotFoundError, ConfigError
 
 UPSERT_CHUNK = 1024
@@ -67,18 +67,8 @@ def _check_name(name: str, what: str = "collection") -> str:
     return name
 
 
-def _write_json_atomic(path: Path, data: Any) -> None:
-    """Write ``data`` to a temp file in the same directory, fsync, then rename over ``path``."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+def _write_json(path: Path, data: Any) -> None:
+    atomic_write(path, json.dumps(data).encode())
 
 
 def _read_json(path: Path, default: Any) -> Any:
@@ -159,7 +149,7 @@ class QdrantEdgeBackend:
                 shard = e.EdgeShard.create(str(directory / _SHARD_DIR), config)
                 for field_name, kind in schema.payload_indexes.items():
                     shard.update(e.UpdateOperation.create_field_index(field_name, getattr(e.PayloadSchemaType, _PAYLOAD_TYPES[kind])))
-                _write_json_atomic(directory / _SCHEMA_FILE, schema_to_json(schema))  # last: marks it complete
+                _write_json(directory / _SCHEMA_FILE, schema_to_json(schema))  # last: marks it complete
         except BaseException:
             shutil.rmtree(directory, ignore_errors=True)
             raise
@@ -187,7 +177,7 @@ class QdrantEdgeBackend:
             aliases = self._aliases()
             kept = {a: c for a, c in aliases.items() if c != collection}
             if kept != aliases:
-                _write_json_atomic(self.store / _ALIASES_FILE, kept)
+                _write_json(self.store / _ALIASES_FILE, kept)
 
     def count(self, collection: str) -> int:
         name, shard = self._shard(collection)
@@ -320,7 +310,7 @@ class QdrantEdgeBackend:
             metadata.pop(key, None)
         else:
             metadata[key] = value
-        _write_json_atomic(path, metadata)
+        _write_json(path, metadata)
 
     def get_metadata(self, collection: str, key: str) -> dict[str, Any] | None:
         key = check_metadata_key(key)
@@ -331,7 +321,7 @@ class QdrantEdgeBackend:
         if (self.store / alias).exists():
             raise ConfigError(f"qdrant-edge: alias {alias!r} would shadow the collection of that name")
         target = self._resolve(collection)
-        _write_json_atomic(self.store / _ALIASES_FILE, {**self._aliases(), alias: target})
+        _write_json(self.store / _ALIASES_FILE, {**self._aliases(), alias: target})
 
     def resolve_alias(self, alias: str) -> str | None:
         return self._aliases().get(alias)
@@ -339,7 +329,7 @@ class QdrantEdgeBackend:
     def delete_alias(self, alias: str) -> None:
         aliases = self._aliases()
         if aliases.pop(alias, None) is not None:
-            _write_json_atomic(self.store / _ALIASES_FILE, aliases)
+            _write_json(self.store / _ALIASES_FILE, aliases)
 
     def close(self) -> None:
         """Flush and close every open shard (the backend can be used again: shards reopen lazily)."""

@@ -21,8 +21,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +30,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
+from smec_vdb.atomic import atomic_write
 from smec_vdb.compress.base import Compressor
 from smec_vdb.errors import ArtifactError, SmecError
 
@@ -101,19 +100,6 @@ def compressor_hash(comp: Compressor) -> str:
     return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def save(comp: Compressor, directory: str | Path) -> Path:
     """Write ``comp`` to ``directory`` (created if needed); returns the directory."""
     directory = Path(directory)
@@ -121,8 +107,8 @@ def save(comp: Compressor, directory: str | Path) -> Path:
         directory.mkdir(parents=True, exist_ok=True)
         weights = _weights_bytes(comp)
         manifest = _manifest(comp, hashlib.sha256(weights).hexdigest())
-        _atomic_write(directory / WEIGHTS, weights)
-        _atomic_write(directory / MANIFEST, json.dumps(manifest, indent=2, sort_keys=True).encode())
+        atomic_write(directory / WEIGHTS, weights)
+        atomic_write(directory / MANIFEST, json.dumps(manifest, indent=2, sort_keys=True).encode())
     except OSError as e:
         raise ArtifactError(f"cannot write compressor to {directory}: {e.strerror or e}") from e
     return directory
