@@ -41,7 +41,6 @@ from smec_vdb.adapters.validation import (
     check_limit,
     check_metadata_key,
     check_metadata_value,
-    check_query,
     check_stages,
 )
 from smec_vdb.errors import CollectionExistsError, CollectionNotFoundError, ConfigError

@@ -506,7 +506,7 @@ def md_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
 
 
 def render(results: dict[str, Any]) -> str:
-    out = [f"# Performance benchmark (issue 7)\n",
+    out = ["# Performance benchmark (issue 7)\n",
            f"Command: `{results['command']}`  \nMachine: {results['machine']}  \n"
            f"Load average at start / end: {results['load_average_start']} / {results.get('load_average_end')}  \n"
            f"Wall: {results.get('wall_s')} s. Ratios are measured within this run (shared, noisy machine).\n"]

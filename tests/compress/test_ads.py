@@ -1,4 +1,3 @@
-import numpy as np
 import torch
 
 from smec_vdb.compress.ads import AdaptiveDimensionSelector
