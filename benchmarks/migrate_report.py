@@ -5,6 +5,7 @@ then runs the real command ``smec-vdb migrate --collection scifact --dim 64`` (a
 would) and saves its JSON report to benchmarks/results/migrate_scifact_<target>.json.
 
     .venv/bin/python benchmarks/migrate_report.py [--targets qdrant-edge,milvus-lite] [--dim 64]
+    .venv/bin/python benchmarks/migrate_report.py --dims 128,64 --drop-full --min-recall 0   # storage-saving layout
 """
 
 from __future__ import annotations
@@ -45,6 +46,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--targets", default="qdrant-edge,milvus-lite")
     parser.add_argument("--dim", type=int, default=64)
+    parser.add_argument("--dims", help="explicit stored schedule, e.g. 128,64 (instead of --dim)")
+    parser.add_argument("--drop-full", action="store_true", help="store only the compressed vectors")
+    parser.add_argument("--min-recall", default="0.95")
     opts = parser.parse_args()
     data = load_beir(shared_data_dir() / "beir" / "scifact", "minilm-l6-v2")
     RESULTS.mkdir(parents=True, exist_ok=True)
@@ -52,10 +56,12 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             args = BACKEND_ARGS[target](Path(tmp))
             seed(args, data.corpus, list(data.corpus_ids))
-            out = RESULTS / f"migrate_scifact_{target}.json"
-            cmd = [sys.executable, "-m", "smec_vdb.cli.app", "migrate", "--collection", "scifact",
-                   "--dim", str(opts.dim), "--compressor-store", str(Path(tmp) / "compressors"),
-                   "--report", str(out), *args]
+            layout = ["--dims", opts.dims] if opts.dims else ["--dim", str(opts.dim)]
+            suffix = "_drop-full" if opts.drop_full else ""
+            out = RESULTS / f"migrate_scifact_{target}{suffix}.json"
+            cmd = [sys.executable, "-m", "smec_vdb.cli.app", "migrate", "--collection", "scifact", *layout,
+                   *(["--drop-full"] if opts.drop_full else []), "--min-recall", opts.min_recall,
+                   "--compressor-store", str(Path(tmp) / "compressors"), "--report", str(out), *args]
             subprocess.run(cmd, check=True, env={**os.environ, "COLUMNS": "120"})
             report = json.loads(out.read_text())
             v = report["verification"]
