@@ -122,15 +122,25 @@ def test_migrate_verifies_and_swaps_alias(store, tmp_path):
     assert again["already_complete"] and again["verification"]["count_target"] == N_POINTS
 
 
+def library_options(tmp_path, batch_size: int) -> MigrationOptions:
+    """The library equivalent of MIGRATE with --min-recall 0.5 (same plan, so the CLI can resume it)."""
+    return MigrationOptions(source="src", dim=16, batch_size=batch_size, verify_queries=40, min_recall=0.5,
+                            compressor_store=str(tmp_path / "compressors"), train_options={"epochs": 3})
+
+
+def stop_after(checks: int):
+    """A should_stop callback that asks to stop at its (checks + 1)-th call."""
+    calls = []
+    return lambda: calls.append(1) or len(calls) > checks
+
+
 def test_resume_after_interruption_then_restart(store, tmp_path):
     args = backend_args(store)
-    opts = MigrationOptions(source="src", dim=16, batch_size=200, verify_queries=40, min_recall=0.5,
-                            compressor_store=str(tmp_path / "compressors"), train_options={"epochs": 3})
+    opts = library_options(tmp_path, batch_size=200)
     b = _open(args)
-    calls = []
     try:
         with pytest.raises(MigrationInterrupted, match="run the same command again"):
-            migrate(b, opts, should_stop=lambda: calls.append(1) or len(calls) > 3)
+            migrate(b, opts, should_stop=stop_after(3))
         checkpoint = b.get_metadata("src_smec", CHECKPOINT_KEY)
         assert checkpoint is not None and checkpoint["written"] == 600
         assert b.count("src_smec") == 600
@@ -174,14 +184,12 @@ def test_bad_options_fail_with_one_line(store):
 
 def test_stop_during_verification_resumes(store, tmp_path):
     args = backend_args(store)
-    opts = MigrationOptions(source="src", dim=16, batch_size=400, verify_queries=40, min_recall=0.5,
-                            compressor_store=str(tmp_path / "compressors"), train_options={"epochs": 3})
+    opts = library_options(tmp_path, batch_size=400)
     b = _open(args)
-    calls = []
     try:
         # 4 checks during the copy (3 batches + end), then the first one inside verification stops
         with pytest.raises(MigrationInterrupted, match="during verification"):
-            migrate(b, opts, should_stop=lambda: calls.append(1) or len(calls) > 4)
+            migrate(b, opts, should_stop=stop_after(4))
         checkpoint = b.get_metadata("src_smec", CHECKPOINT_KEY)
         assert checkpoint is not None and checkpoint["copied"] and checkpoint["written"] == N_POINTS
         report = migrate(b, opts)

@@ -295,12 +295,10 @@ def _prepare_target(backend: Backend, info: SourceInfo, opts: MigrationOptions, 
     if _interrupted_creation(backend, target):
         backend.drop(target)
         return None
-    if backend.get_metadata(target, COMPRESSOR_KEY) is None and backend.count(target) == 0:
-        raise CollectionExistsError(
-            f"target {target!r} exists and was not created by this migration: choose another --target, "
-            f"or pass --restart to replace it"
-        )
-    raise CollectionExistsError(f"target {target!r} exists with other contents: choose another --target or --restart")
+    raise CollectionExistsError(
+        f"target {target!r} exists and was not created by this migration: choose another --target, "
+        f"or pass --restart to replace it"
+    )
 
 
 def migrate(
