@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import os
 
-from smec_vdb.adapters.protocol import (
+from smec_vdb.backend import (
     Backend,
     Batch,
     CollectionSchema,

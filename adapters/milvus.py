@@ -58,7 +58,7 @@ from urllib.parse import urlparse
 import numpy as np
 
 from smec_vdb.adapters.errors import is_retriable
-from smec_vdb.adapters.protocol import (
+from smec_vdb.backend import (
     Batch,
     CollectionSchema,
     Distance,

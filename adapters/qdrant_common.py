@@ -11,7 +11,7 @@ import uuid
 from dataclasses import asdict
 from typing import Any, Mapping
 
-from smec_vdb.adapters.protocol import CollectionSchema, IndexParams, PointId, Resolution
+from smec_vdb.backend import CollectionSchema, IndexParams, PointId, Resolution
 from smec_vdb.adapters.validation import RESERVED_PREFIX
 
 SMEC_ID_KEY = "_smec_id"

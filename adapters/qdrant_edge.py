@@ -31,7 +31,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from smec_vdb.adapters.errors import engine_errors
-from smec_vdb.adapters.protocol import Batch, CollectionSchema, Filter, Hit, Point, PointId, SearchStage
+from smec_vdb.backend import Batch, CollectionSchema, Filter, Hit, Point, PointId, SearchStage
 from smec_vdb.adapters.qdrant_common import (
     SMEC_ID_KEY,
     build_filter,

@@ -6,7 +6,7 @@ resolutions are fetched with them, and each later stage re-scores the previous s
 exactly in numpy and keeps its ``limit``. Used by qdrant-client local mode (whose ``prefetch`` is
 correct but slow) and by the Milvus adapter.
 
-Scores follow :class:`smec_vdb.adapters.protocol.Hit`: higher is better — cosine similarity,
+Scores follow :class:`smec_vdb.backend.Hit`: higher is better — cosine similarity,
 dot product, or the *negative* (not squared) L2 distance for ``euclid``.
 
 Example::
@@ -23,7 +23,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from smec_vdb.adapters.protocol import Distance, Hit, PointId, SearchStage
+from smec_vdb.backend import Distance, Hit, PointId, SearchStage
 from smec_vdb.errors import ConfigError
 
 

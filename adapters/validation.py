@@ -13,7 +13,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from smec_vdb.adapters.protocol import Batch, CollectionSchema, Filter, PointId, SearchStage
+from smec_vdb.backend import Batch, CollectionSchema, Filter, PointId, SearchStage
 from smec_vdb.errors import ConfigError, DataError, DimensionError, InvalidVectorError
 
 #: payload keys smec-vdb keeps for itself (e.g. the original string id on Qdrant)

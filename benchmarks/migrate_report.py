@@ -19,7 +19,7 @@ import tempfile
 from pathlib import Path
 
 from smec_vdb.adapters import open_backend
-from smec_vdb.adapters.protocol import Batch, CollectionSchema, Resolution
+from smec_vdb.backend import Batch, CollectionSchema, Resolution
 from smec_vdb.eval.beir import load_beir, shared_data_dir
 
 RESULTS = Path(__file__).resolve().parent / "results"

@@ -45,7 +45,7 @@ import numpy as np
 import torch
 
 from smec_vdb.adapters import open_backend
-from smec_vdb.adapters.protocol import Batch, CollectionSchema, IndexParams, Resolution, SearchStage
+from smec_vdb.backend import Batch, CollectionSchema, IndexParams, Resolution, SearchStage
 from smec_vdb.collection import SmecCollection, default_candidates, stage_limits
 from smec_vdb.compress.smec import SMECCompressor
 from smec_vdb.migrate import MigrationOptions, migrate

@@ -16,7 +16,7 @@ from typing import Callable, Iterator
 import pytest
 
 from smec_vdb.adapters import open_backend
-from smec_vdb.adapters.protocol import Backend
+from smec_vdb.backend import Backend
 
 EMBEDDED_TARGETS = ("qdrant-local", "qdrant-edge", "milvus-lite")
 SERVER_TARGETS = ("qdrant-server", "milvus-server")

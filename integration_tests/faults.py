@@ -31,7 +31,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from smec_vdb.adapters import open_backend
-from smec_vdb.adapters.protocol import Backend, Batch, CollectionSchema, Point, Resolution
+from smec_vdb.backend import Backend, Batch, CollectionSchema, Point, Resolution
 from smec_vdb.compress.artifact import load as load_compressor
 from smec_vdb.migrate import CHECKPOINT_KEY, COMPLETE_KEY
 

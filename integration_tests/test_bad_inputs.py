@@ -34,7 +34,7 @@ from faults import (
     train_compressor,
 )
 from smec_vdb.adapters.errors import engine_errors
-from smec_vdb.adapters.protocol import Batch, CollectionSchema, Resolution
+from smec_vdb.backend import Batch, CollectionSchema, Resolution
 from smec_vdb.collection import SmecCollection
 from smec_vdb.compress.artifact import load as load_compressor
 from smec_vdb.errors import BackendError

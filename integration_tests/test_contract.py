@@ -1,4 +1,4 @@
-"""The Backend contract (adapters/protocol.py), run against every engine target (issue 3).
+"""The Backend contract (smec_vdb/backend.py), run against every engine target (issue 3).
 
 Each test takes the ``backend`` (or ``target``) fixture, parametrised over qdrant-local,
 qdrant-edge, milvus-lite and, when reachable, qdrant-server and milvus-server.

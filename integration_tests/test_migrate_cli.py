@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from smec_vdb.adapters import open_backend
-from smec_vdb.adapters.protocol import Batch, CollectionSchema, Resolution
+from smec_vdb.backend import Batch, CollectionSchema, Resolution
 from smec_vdb.migrate import CHECKPOINT_KEY, MigrationInterrupted, MigrationOptions, migrate
 
 N_POINTS = 1200

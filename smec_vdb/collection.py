@@ -21,7 +21,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from smec_vdb.adapters.protocol import (
+from smec_vdb.backend import (
     Backend,
     Batch,
     CollectionSchema,

@@ -21,7 +21,7 @@ from typing import Callable, Iterator
 
 import numpy as np
 
-from smec_vdb.adapters.protocol import Backend, Batch, CollectionSchema, Resolution
+from smec_vdb.backend import Backend, Batch, CollectionSchema, Resolution
 from smec_vdb.errors import CollectionExistsError, ConfigError, SmecError
 
 DEMO_VECTOR = "embedding"

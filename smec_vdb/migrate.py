@@ -27,7 +27,7 @@ from typing import Any, Callable, Literal, Sequence
 
 import numpy as np
 
-from smec_vdb.adapters.protocol import Backend, Batch, CollectionSchema, IndexParams, Point, iterate_points
+from smec_vdb.backend import Backend, Batch, CollectionSchema, IndexParams, Point, iterate_points
 from smec_vdb.collection import COMPRESSOR_KEY, FULL, SmecCollection, default_candidates, plan_resolutions, stage_limits
 from smec_vdb.compress.artifact import load as load_compressor
 from smec_vdb.compress.base import Compressor

@@ -16,7 +16,7 @@ from smec_vdb.adapters.milvus import (
     literal,
     target_of,
 )
-from smec_vdb.adapters.protocol import Batch, CollectionSchema, IndexParams, Resolution, SearchStage
+from smec_vdb.backend import Batch, CollectionSchema, IndexParams, Resolution, SearchStage
 from smec_vdb.errors import BackendError, ConfigError
 
 TRICKY_IDS = ["b", "a", "é", "x y", "9", "10", "q'\"\\x\n", "\\"]

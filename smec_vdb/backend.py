@@ -1,7 +1,8 @@
 """The backend Protocol: what migration and coarse-to-fine search need from a vector engine.
 
-One implementation per engine (``qdrant``, ``qdrant_edge``, ``milvus``) lives beside this
-module; :func:`smec_vdb.adapters.open_backend` picks one from a connection string. Every
+It lives in the core package so that collection, search and migration depend on this contract,
+never on an adapter. One implementation per engine (``qdrant``, ``qdrant_edge``, ``milvus``) lives
+in :mod:`smec_vdb.adapters`; :func:`smec_vdb.adapters.open_backend` picks one. Every
 method raises only :class:`smec_vdb.errors.SmecError` subclasses: engine exceptions are mapped
 at this boundary (``BackendError.retriable`` says whether trying again may help).
 
