@@ -1,6 +1,8 @@
 """Typer application: registers the commands and maps every SmecError to one line and exit 1.
 
-Tracebacks are shown only when ``SMEC_VDB_DEBUG=1``.
+Tracebacks are shown only when ``SMEC_VDB_DEBUG=1``; log records (warnings and up) print as one
+line each, and the engines' own loggers, which repeat as tracebacks the failures we report
+ourselves, are quiet unless debugging.
 """
 
 from __future__ import annotations
@@ -34,12 +36,34 @@ def _register_commands() -> None:
     inspect.register(app)
 
 
+#: loggers of the embedded engines: they log (with tracebacks) each failure that reaches us as an exception
+ENGINE_LOGGERS = ("pymilvus", "milvus_lite", "grpc")
+
+
+class OneLineFormatter(logging.Formatter):
+    """``warning: name: message`` — the first line of the message, no traceback or stack."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        message = record.getMessage().splitlines()
+        return f"{record.levelname.lower()}: {record.name}: {message[0] if message else ''}"
+
+
+def configure_logging(debug: bool) -> None:
+    """Warnings and errors of every logger on stderr, one line each; engine loggers quiet unless ``debug``."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter() if debug else OneLineFormatter())
+    root = logging.getLogger()
+    root.addHandler(handler)
+    root.setLevel(logging.WARNING)
+    for name in ENGINE_LOGGERS:
+        logging.getLogger(name).setLevel(logging.NOTSET if debug else logging.CRITICAL)
+
+
 def main() -> None:
     """Console-script entry point."""
     _register_commands()
     debug = os.environ.get("SMEC_VDB_DEBUG", "") not in ("", "0", "false")
-    if not debug:  # engines log tracebacks of failures we report anyway: keep errors to one line
-        logging.disable(logging.ERROR)
+    configure_logging(debug)
     try:
         app(standalone_mode=False)
     except SmecError as e:

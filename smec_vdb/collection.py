@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import numpy as np
 
@@ -33,9 +33,10 @@ from smec_vdb.backend import (
     Resolution,
     SearchStage,
 )
-from smec_vdb.compress.artifact import load as load_compressor
-from smec_vdb.compress.base import Compressor
 from smec_vdb.errors import CompressorMismatchError, ConfigError, DimensionError
+
+if TYPE_CHECKING:  # torch is imported only when a compressor is loaded (keeps `smec-vdb inspect` fast)
+    from smec_vdb.compress.base import Compressor
 
 FULL = "full"
 COMPRESSOR_KEY = "compressor"
@@ -148,6 +149,9 @@ class SmecCollection:
     @classmethod
     def open(cls, backend: Backend, name: str, compressor: Compressor | str | Path | None = None) -> "SmecCollection":
         """Open an existing collection, loading its compressor from the recorded path unless one is given."""
+        from smec_vdb.compress.artifact import load as load_compressor
+        from smec_vdb.compress.base import Compressor
+
         if compressor is None:
             record = backend.get_metadata(name, COMPRESSOR_KEY) if backend.exists(name) else None
             if record is None:

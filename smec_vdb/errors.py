@@ -23,6 +23,10 @@ class ConfigError(SmecError):
     """Invalid options: a dims schedule that is not decreasing, an unknown method, conflicting arguments."""
 
 
+class MissingDependencyError(ConfigError):
+    """An optional package (an engine client, the CLI's typer/rich) is not installed; the message gives the pip line."""
+
+
 class DimensionError(SmecError):
     """A vector width or output dim does not match what the compressor or collection expects."""
 

@@ -23,14 +23,12 @@ import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Literal, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Literal, Sequence
 
 import numpy as np
 
 from smec_vdb.backend import Backend, Batch, CollectionSchema, IndexParams, Point, iterate_points
 from smec_vdb.collection import COMPRESSOR_KEY, FULL, SmecCollection, default_candidates, plan_resolutions, stage_limits
-from smec_vdb.compress.artifact import load as load_compressor
-from smec_vdb.compress.base import Compressor
 from smec_vdb.errors import (
     CollectionExistsError,
     ConfigError,
@@ -38,6 +36,9 @@ from smec_vdb.errors import (
     MigrationError,
     VerificationError,
 )
+
+if TYPE_CHECKING:  # torch is imported only when a compressor is loaded (keeps `smec-vdb --help` fast)
+    from smec_vdb.compress.base import Compressor
 
 CHECKPOINT_KEY = "checkpoint"
 COMPLETE_KEY = "migration"
@@ -231,6 +232,8 @@ def _stored_dims(opts: MigrationOptions, comp: Compressor) -> list[int]:
 def _obtain_compressor(backend: Backend, info: SourceInfo, opts: MigrationOptions, recorded_path: str | None,
                        progress: ProgressCallback | None) -> tuple[Compressor, Path, float]:
     """Reuse ``--compressor``, or the one this run recorded with the target, or train one on a source sample."""
+    from smec_vdb.compress.artifact import load as load_compressor
+
     t0 = time.perf_counter()
     if opts.compressor:
         comp = load_compressor(opts.compressor)
@@ -532,6 +535,8 @@ def dry_run(backend: Backend, opts: MigrationOptions, *, progress: ProgressCallb
     A compressor is trained in memory on the sample (or ``--compressor`` loaded); recall@10 is
     estimated over that sample only, so it is optimistic for a much larger source.
     """
+    from smec_vdb.compress.artifact import load as load_compressor
+
     info = inspect_source(backend, opts.source, opts.vector)
     if info.count == 0:
         raise MigrationError(f"source {opts.source!r} is empty: nothing to migrate")
