@@ -15,6 +15,7 @@ Example::
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
 
 from smec_vdb.backend import (
     Backend,
@@ -31,6 +32,13 @@ from smec_vdb.engines import DEFAULT_ENGINE, adapter_class, engine
 from smec_vdb.errors import ConfigError
 
 DEFAULT_STORE = "./smec_data"
+
+if TYPE_CHECKING:  # mypy checks every registered adapter against the Backend Protocol here
+    from smec_vdb.adapters.milvus import MilvusBackend
+    from smec_vdb.adapters.qdrant import QdrantBackend
+    from smec_vdb.adapters.qdrant_edge import QdrantEdgeBackend
+
+    _ADAPTERS: tuple[type[Backend], ...] = (QdrantEdgeBackend, QdrantBackend, MilvusBackend)
 
 __all__ = [
     "DEFAULT_STORE", "Backend", "Batch", "CollectionSchema", "Hit", "IndexParams", "Point", "Resolution",

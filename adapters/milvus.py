@@ -72,6 +72,7 @@ from smec_vdb.backend import (
     SearchStage,
 )
 from smec_vdb.adapters.rerank import Candidates, rescore
+from smec_vdb.filters import And, AnyOf, Condition, Not, Or, matches
 from smec_vdb.adapters.validation import (
     check_batch,
     check_filter,
@@ -160,7 +161,7 @@ def fits(kind: PayloadType, value: Any) -> bool:
     if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
         return False
     if kind == "integer":
-        return isinstance(value, (int, np.integer)) and -INT64_MAX - 1 <= value <= INT64_MAX
+        return isinstance(value, (int, np.integer)) and bool(-INT64_MAX - 1 <= value <= INT64_MAX)
     return math.isfinite(value)
 
 
@@ -171,26 +172,33 @@ def column_value(kind: PayloadType, value: Any) -> Any:
     return float(value) if kind == "float" else value
 
 
-def filter_expression(filter: Filter | None, columns: Mapping[str, tuple[str, PayloadType]] | None = None) -> str:
-    """The protocol's ``{field: value | [values]}`` (ANDed) as a Milvus boolean expression.
+def filter_expression(condition: Condition | None) -> str:
+    """A Milvus boolean expression that every point matching ``condition`` satisfies ("" = no constraint).
 
-    A key with a typed column (:func:`indexed_columns`) is compared on the column when every value
-    fits its type, otherwise inside the JSON payload. A list becomes an OR of equalities: Milvus
-    Lite does not accept ``payload["f"] in [...]``.
+    Milvus's own JSON comparison conflates booleans and numbers (``true == 1``) and is null-valued on
+    a missing key (so ``not`` would drop it), so the expression is a *superset*: equality is
+    ``== v or json_contains(.., v)`` (arrays match an element), a range also lets every array
+    through (``json_contains_all(.., [])`` holds exactly for arrays), and a ``$not`` constrains nothing; :meth:`MilvusBackend._search_rows` then keeps the rows that
+    :func:`smec_vdb.filters.matches` accepts. Dotted keys are nested JSON paths.
     """
-    checked = check_filter(filter)
-    if not checked:
-        return ""
-    clauses = []
-    for key, value in checked.items():
-        values = value if isinstance(value, (list, tuple)) else [value]
-        column = (columns or {}).get(key)
-        if column is not None and all(fits(column[1], v) for v in values):
-            field = column[0]
-        else:
-            field = f"{PAYLOAD_FIELD}[{literal(key)}]"
-        clauses.append("(" + " or ".join(f"{field} == {literal(v)}" for v in values) + ")")
-    return " and ".join(clauses)
+    return _superset(condition) or ""
+
+
+def _superset(c: Condition | None) -> str | None:
+    if c is None or isinstance(c, Not):
+        return None
+    if isinstance(c, (And, Or)):
+        parts = [_superset(p) for p in c.parts]
+        if isinstance(c, And):
+            kept = [p for p in parts if p is not None]
+            return " and ".join(f"({p})" for p in kept) if kept else None
+        return None if any(p is None for p in parts) else " or ".join(f"({p})" for p in parts)
+    field = PAYLOAD_FIELD + "".join(f"[{literal(key)}]" for key in c.path)
+    if isinstance(c, AnyOf):
+        return " or ".join(f"{field} == {literal(v)} or json_contains({field}, {literal(v)})" for v in c.values)
+    bounds = [(">", c.gt), (">=", c.gte), ("<", c.lt), ("<=", c.lte)]
+    scalar = " and ".join(f"{field} {op} {literal(float(v))}" for op, v in bounds if v is not None)
+    return f"({scalar}) or json_contains_all({field}, [])"
 
 
 def _score(distance: Distance, raw: float) -> float:
@@ -358,7 +366,7 @@ class MilvusBackend:
         layout = self._layout(collection)
         checked = check_batch(layout.schema, batch)
         if layout.schema.id_type == "int":
-            too_big = next((i for i in checked.ids if i > INT64_MAX), None)
+            too_big = next((i for i in checked.ids if isinstance(i, int) and i > INT64_MAX), None)
             if too_big is not None:
                 raise DataError(f"Milvus ids are signed 64-bit integers, found {too_big}")
         names = layout.vector_names
@@ -474,20 +482,27 @@ class MilvusBackend:
     ) -> list[dict[str, Any]]:
         if limit > MAX_QUERY_WINDOW:
             raise ConfigError(f"Milvus returns at most {MAX_QUERY_WINDOW} hits per search, asked for {limit}")
-        expression = filter_expression(filter, layout.columns)
+        condition = check_filter(filter)
+        expression = filter_expression(condition)
         params: dict[str, Any] = {"metric_type": METRICS[layout.schema.distance]}
         if layout.schema.index.kind == "hnsw":
             params["params"] = {"ef": max(layout.schema.index.ef_search, limit)}
         # Naming only the primary key keeps Milvus Lite from returning every field (it does for []).
-        output = [PAYLOAD_FIELD] if with_payload else [ID_FIELD]
+        output = [PAYLOAD_FIELD] if with_payload or condition is not None else [ID_FIELD]
         output += vector_names
         self._ready_to_read(collection)
-        with self._engine_errors(f"search {collection!r} on {name!r}", collection):
-            result = self._client.search(
-                collection, data=[query], anns_field=name, limit=limit, filter=expression,
-                output_fields=output, search_params=params,
-            )
-        return list(result[0]) if result else []
+        window = limit
+        while True:  # widen the window until the exact filter keeps ``limit`` rows or the engine runs out
+            with self._engine_errors(f"search {collection!r} on {name!r}", collection):
+                result = self._client.search(
+                    collection, data=[query], anns_field=name, limit=window, filter=expression,
+                    output_fields=output, search_params=params,
+                )
+            rows = list(result[0]) if result else []
+            kept = rows if condition is None else [r for r in rows if matches(condition, r["entity"].get(PAYLOAD_FIELD))]
+            if len(kept) >= limit or len(rows) < window or window >= MAX_QUERY_WINDOW:
+                return kept[:limit]
+            window = min(4 * window, MAX_QUERY_WINDOW)
 
     # -- metadata, aliases --------------------------------------------------------------------
     def set_metadata(self, collection: str, key: str, value: Mapping[str, Any] | None) -> None:

@@ -16,13 +16,13 @@ Example::
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any, Sequence, cast
 
 import numpy as np
 
 from smec_vdb.adapters import rerank
 from smec_vdb.adapters.errors import engine_errors
-from smec_vdb.backend import Batch, CollectionSchema, Filter, Hit, Point, PointId, Resolution, SearchStage
+from smec_vdb.backend import Batch, CollectionSchema, Distance, Filter, Hit, Point, PointId, Resolution, SearchStage
 from smec_vdb.adapters.qdrant_common import (
     SMEC_ID_KEY,
     build_filter,
@@ -121,7 +121,8 @@ class QdrantBackend:
         if not isinstance(params, dict):
             raise ConfigError(f"collection {collection!r} has an unnamed vector; smec-vdb needs named vectors")
         distances = {p.distance.value for p in params.values()}
-        distance = {"Cosine": "cosine", "Dot": "dot", "Euclid": "euclid"}.get(distances.pop() if len(distances) == 1 else "")
+        names: dict[str, Distance] = {"Cosine": "cosine", "Dot": "dot", "Euclid": "euclid"}
+        distance = names.get(distances.pop() if len(distances) == 1 else "")
         if distance is None:
             raise ConfigError(f"collection {collection!r} mixes or uses unsupported distances {sorted(distances)}")
         resolutions = sorted((Resolution(n, p.size) for n, p in params.items()), key=lambda r: -r.dim)
@@ -192,8 +193,8 @@ class QdrantBackend:
         return self._models.SearchParams(hnsw_ef=schema.index.ef_search)
 
     def _filter(self, filter: Filter | None) -> Any:
-        checked = check_filter(filter)
-        return None if checked is None else build_filter(checked, self._models, self._models.Range)
+        condition = check_filter(filter)
+        return None if condition is None else build_filter(condition, self._models, self._models.Range)
 
     def _hit(self, point: Any, distance: str, with_payload: bool) -> Hit:
         score = -point.score if distance == "euclid" else point.score
@@ -246,7 +247,7 @@ class QdrantBackend:
             ).points
         candidates = rerank.Candidates(
             ids=[decode_id(p.id, p.payload) for p in points],
-            vectors={n: np.asarray([p.vector[n] for p in points], dtype=np.float32).reshape(len(points), -1) for n in names},
+            vectors={n: np.asarray([cast(dict, p.vector)[n] for p in points], dtype=np.float32).reshape(len(points), -1) for n in names},
             payloads=[public_payload(p.payload) for p in points] if with_payload else None,
         )
         return rerank.rescore(candidates, later, schema.distance)

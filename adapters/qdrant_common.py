@@ -13,6 +13,8 @@ from typing import Any, Mapping
 
 from smec_vdb.backend import CollectionSchema, IndexParams, PointId, Resolution
 from smec_vdb.adapters.validation import RESERVED_PREFIX
+from smec_vdb.errors import ConfigError
+from smec_vdb.filters import And, AnyOf, Condition, Or, Range
 
 SMEC_ID_KEY = "_smec_id"
 SMEC_ID_NAMESPACE = uuid.UUID("0f1d1c52-6a5e-4c1e-9a55-5d0c2b6e3f10")
@@ -53,27 +55,42 @@ def cursor_id(offset: Any) -> int | str | None:
     return str(offset) if isinstance(offset, uuid.UUID) else offset
 
 
-def build_filter(filter: Mapping[str, Any], models: Any, range_cls: Any) -> Any:
-    """A Qdrant ``Filter`` (from ``models``: qdrant_client.models or qdrant_edge) for a protocol filter.
+def build_filter(condition: Condition, models: Any, range_cls: Any, *, match_booleans: bool = True) -> Any:
+    """A Qdrant ``Filter`` (``models``: qdrant_client.models or qdrant_edge) for a parsed filter.
 
-    Equality on str/int/bool is ``MatchValue``, on float a closed ``range_cls`` [v, v]; a list of
-    str or of int is ``MatchAny``, any other list a nested ``should`` of equalities.
+    Implements :mod:`smec_vdb.filters` natively: a number equality is a closed range [v, v] (so
+    ``1`` matches ``1.0`` and never ``true``), strings and booleans are ``MatchValue``, any-of is
+    ``should``, ``$not`` is ``must_not``; a dotted key is Qdrant's nested path, and Qdrant matches
+    an array element by itself. ``match_booleans=False`` (qdrant-edge-py 0.9, which reads a
+    boolean match as the integer 1) makes a boolean value a ConfigError instead of wrong hits.
     """
 
     def equals(key: str, value: Any) -> Any:
-        if isinstance(value, float):
-            return models.FieldCondition(key=key, range=range_cls(gte=value, lte=value))
-        return models.FieldCondition(key=key, match=models.MatchValue(value=value))
+        if isinstance(value, bool):
+            if not match_booleans:
+                raise ConfigError(f"filter {key!r}: qdrant-edge cannot match boolean values (it reads them as 1/0); "
+                                  "store them as strings or use another engine")
+            return models.FieldCondition(key=key, match=models.MatchValue(value=value))
+        if isinstance(value, str):
+            return models.FieldCondition(key=key, match=models.MatchValue(value=value))
+        return models.FieldCondition(key=key, range=range_cls(gte=float(value), lte=float(value)))
 
-    must = []
-    for key, value in filter.items():
-        if not isinstance(value, (list, tuple)):
-            must.append(equals(key, value))
-        elif all(isinstance(v, str) for v in value) or all(type(v) is int for v in value):
-            must.append(models.FieldCondition(key=key, match=models.MatchAny(any=list(value))))
-        else:
-            must.append(models.Filter(should=[equals(key, v) for v in value]))
-    return models.Filter(must=must)
+    def node(c: Condition) -> Any:
+        if isinstance(c, AnyOf):
+            key = ".".join(c.path)
+            conditions = [equals(key, v) for v in c.values]
+            return conditions[0] if len(conditions) == 1 else models.Filter(should=conditions)
+        if isinstance(c, Range):
+            key = ".".join(c.path)
+            return models.FieldCondition(key=key, range=range_cls(gt=c.gt, gte=c.gte, lt=c.lt, lte=c.lte))
+        if isinstance(c, And):
+            return models.Filter(must=[node(p) for p in c.parts])
+        if isinstance(c, Or):
+            return models.Filter(should=[node(p) for p in c.parts])
+        return models.Filter(must_not=[node(c.part)])
+
+    top = node(condition)
+    return top if isinstance(top, models.Filter) else models.Filter(must=[top])
 
 
 def schema_to_json(schema: CollectionSchema) -> dict[str, Any]:

@@ -246,14 +246,10 @@ class QdrantEdgeBackend:
 
     # -- search -----------------------------------------------------------------------
     def _filter(self, filter: Filter | None) -> Any:
-        checked = check_filter(filter)
-        if checked is None:
+        condition = check_filter(filter)
+        if condition is None:
             return None
-        for key, value in checked.items():
-            if any(isinstance(v, bool) for v in (value if isinstance(value, (list, tuple)) else [value])):
-                # qdrant-edge-py 0.9.0 reads MatchValue(True) as the integer 1, which never matches a bool
-                raise ConfigError(f"filter {key!r}: qdrant-edge cannot filter on boolean values; store them as 0/1 or strings")
-        return build_filter(checked, self._edge, self._edge.RangeFloat)
+        return build_filter(condition, self._edge, self._edge.RangeFloat, match_booleans=False)
 
     def search(
         self, collection: str, name: str, vector: np.ndarray, limit: int, *, filter: Filter | None = None,

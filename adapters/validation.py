@@ -15,6 +15,8 @@ import numpy as np
 
 from smec_vdb.backend import Batch, CollectionSchema, Filter, PointId, SearchStage
 from smec_vdb.errors import ConfigError, DataError, DimensionError, InvalidVectorError
+from smec_vdb.filters import Condition
+from smec_vdb.filters import parse as parse_filter
 
 #: payload keys smec-vdb keeps for itself (e.g. the original string id on Qdrant)
 RESERVED_PREFIX = "_smec"
@@ -107,18 +109,9 @@ def check_limit(limit: int) -> int:
     return limit
 
 
-def check_filter(filter: Filter | None) -> dict[str, list[Any] | Any] | None:
-    """The filter if every value is a str/int/float/bool or a non-empty list of them, else ConfigError."""
-    if not filter:
-        return None
-    scalar = (str, int, float, bool)
-    for key, value in filter.items():
-        values = value if isinstance(value, (list, tuple)) else [value]
-        if not isinstance(key, str) or not values or not all(isinstance(v, scalar) for v in values):
-            raise ConfigError(
-                f"filter {key!r}: expected a str/int/float/bool value or a non-empty list of them, found {value!r}"
-            )
-    return dict(filter)
+def check_filter(filter: Filter | None) -> Condition | None:
+    """The filter parsed by :func:`smec_vdb.filters.parse` (ConfigError when malformed), None for none."""
+    return parse_filter(filter)
 
 
 def check_metadata_key(key: str) -> str:

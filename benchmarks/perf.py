@@ -190,7 +190,7 @@ def profile_batch1(comp: SMECCompressor, x: np.ndarray, dim: int, calls: int = 2
     buf = io.StringIO()
     stats = pstats.Stats(prof, stream=buf)
     rows = []
-    for (file, line, func), (cc, nc, tt, ct, _) in sorted(stats.stats.items(), key=lambda kv: -kv[1][2])[:8]:
+    for (file, line, func), (_cc, _nc, tt, _ct, _) in sorted(stats.stats.items(), key=lambda kv: -kv[1][2])[:8]:
         rows.append(f"{tt / calls * 1e6:7.1f} us/call own  {Path(file).name}:{line}({func})")
     return rows
 
@@ -209,9 +209,9 @@ def bench_encode(sizes: Sizes) -> dict[str, Any]:
                 x = np.ascontiguousarray(data[:batch])
                 xt = torch.from_numpy(x)
                 fns = {
-                    "smec": lambda x=x, dim=dim: comp.encode(x, dim),
-                    "torch": lambda xt=xt: xt @ m_t,
-                    "numpy": lambda x=x: x @ m_np,
+                    "smec": lambda x=x, dim=dim, comp=comp: comp.encode(x, dim),
+                    "torch": lambda xt=xt, m_t=m_t: xt @ m_t,
+                    "numpy": lambda x=x, m_np=m_np: x @ m_np,
                 }
                 per_round: dict[str, list[float]] = {name: [] for name in fns}
                 with torch.inference_mode():
@@ -553,7 +553,7 @@ def render(results: dict[str, Any]) -> str:
             out.append(f"\nSimulated recall@10 with exact stages (numpy), by candidates: {s['simulated_recall_exact_stages']}; "
                        f"library default candidates: {s['default_candidates']}.\n")
             out.append(md_table(["layout", "vector bytes/point", "vs full only"],
-                                [[l["layout"], l["vector_bytes_per_point"], l["vs_full_only"]] for l in s["layouts"]]))
+                                [[row["layout"], row["vector_bytes_per_point"], row["vs_full_only"]] for row in s["layouts"]]))
     tr = results.get("train")
     if tr:
         out.append(f"\n## 4. Training cost (SMEC, {tr['config']['epochs']} epochs per stage, batch "

@@ -51,7 +51,7 @@ def migrate_command(
         verify_queries=verify_queries, seed=seed, compressor_store=str(compressor_store),
         train_options={"epochs": epochs} if epochs else {},
     )
-    stop_requested = []
+    stop_requested: list[bool] = []
 
     def on_sigint(signum, frame):  # first Ctrl-C: stop at the next batch boundary; second: abort
         if stop_requested:

@@ -12,12 +12,12 @@ from smec_vdb.adapters.milvus import (
     MilvusBackend,
     column_value,
     filter_expression,
-    indexed_columns,
     literal,
     target_of,
 )
 from smec_vdb.backend import Batch, CollectionSchema, IndexParams, Resolution, SearchStage
 from smec_vdb.errors import BackendError, ConfigError
+from smec_vdb.filters import parse
 
 TRICKY_IDS = ["b", "a", "é", "x y", "9", "10", "q'\"\\x\n", "\\"]
 
@@ -42,26 +42,18 @@ def test_literals_escape_strings_and_keep_types():
     assert json.loads(literal("é\n'")) == "é\n'"
 
 
-def test_filter_expression_ands_fields_and_ors_lists():
+def test_filter_expression_is_a_superset_that_the_exact_check_narrows():
     assert filter_expression(None) == ""
-    assert filter_expression({"lang": "en"}) == '(payload["lang"] == "en")'
-    assert filter_expression({"g": [1, 2], "ok": True}) == (
-        '(payload["g"] == 1 or payload["g"] == 2) and (payload["ok"] == true)'
+    assert filter_expression(parse({"lang": "en"})) == 'payload["lang"] == "en" or json_contains(payload["lang"], "en")'
+    assert filter_expression(parse({"meta.g": {"$gte": 1}})) == (
+        '(payload["meta"]["g"] >= 1.0) or json_contains_all(payload["meta"]["g"], [])'
     )
-    with pytest.raises(ConfigError):
-        filter_expression({"g": []})
-
-
-def test_indexed_keys_filter_on_typed_columns_when_the_values_fit():
-    schema = CollectionSchema((Resolution("v", 2),), payload_indexes={"g": "integer", "lang": "keyword", "a b": "keyword"})
-    columns = indexed_columns(schema)
-    assert columns == {"g": ("payload_g", "integer"), "lang": ("payload_lang", "keyword")}
-    assert filter_expression({"g": [1, 2], "lang": "en"}, columns) == (
-        '(payload_g == 1 or payload_g == 2) and (payload_lang == "en")'
+    # a $not constrains nothing in the engine (Milvus drops missing keys under not); an or with it neither
+    assert filter_expression(parse({"$not": {"g": 1}})) == ""
+    assert filter_expression(parse({"$or": [{"$not": {"g": 1}}, {"g": 2}]})) == ""
+    assert filter_expression(parse({"$and": [{"$not": {"g": 1}}, {"ok": True}]})) == (
+        '(payload["ok"] == true or json_contains(payload["ok"], true))'
     )
-    # values of another type than the column's, and keys without a column, stay in the JSON payload
-    assert filter_expression({"g": "1", "a b": "x"}, columns) == '(payload["g"] == "1") and (payload["a b"] == "x")'
-    assert filter_expression({"g": True}, columns) == '(payload["g"] == true)'
 
 
 def test_column_cells_hold_only_values_of_their_type():
