@@ -25,6 +25,7 @@ import numpy as np
 
 from smec_vdb.backend import Distance, Hit, PointId, SearchStage
 from smec_vdb.errors import ConfigError
+from smec_vdb.search import cascade
 
 
 @dataclass
@@ -36,19 +37,6 @@ class Candidates:
     payloads: Sequence[dict[str, Any] | None] | None = None
 
 
-def similarity(distance: Distance, query: np.ndarray, matrix: np.ndarray) -> np.ndarray:
-    """Score each row of ``matrix`` against ``query``, higher is better (cosine, dot, or -L2)."""
-    query = np.asarray(query, dtype=np.float32)
-    matrix = np.asarray(matrix, dtype=np.float32).reshape(-1, query.shape[0])
-    if distance == "dot":
-        return matrix @ query
-    if distance == "cosine":
-        row_norms = np.maximum(np.linalg.norm(matrix, axis=1), np.finfo(np.float32).tiny)
-        query_norm = max(float(np.linalg.norm(query)), float(np.finfo(np.float32).tiny))
-        return (matrix @ query) / (row_norms * query_norm)
-    return -np.linalg.norm(matrix - query[None, :], axis=1)
-
-
 def rescore(candidates: Candidates, stages: Sequence[SearchStage], distance: Distance) -> list[Hit]:
     """Re-score ``candidates`` stage after stage, each keeping its ``limit`` best (stable on ties).
 
@@ -57,12 +45,7 @@ def rescore(candidates: Candidates, stages: Sequence[SearchStage], distance: Dis
     """
     if not stages:
         raise ConfigError("rescore needs at least one stage after the first")
-    keep = np.arange(len(candidates.ids))
-    scores = np.zeros(0, dtype=np.float32)
-    for stage in stages:
-        scores = similarity(distance, stage.vector, np.asarray(candidates.vectors[stage.name])[keep])
-        order = np.argsort(-scores, kind="stable")[: stage.limit]
-        keep, scores = keep[order], scores[order]
+    keep, scores = cascade(stages, candidates.vectors, distance, rows=np.arange(len(candidates.ids)))
     payloads = candidates.payloads
     return [
         Hit(id=candidates.ids[i], score=float(s), payload=None if payloads is None else payloads[i])

@@ -46,7 +46,8 @@ import torch
 
 from smec_vdb.adapters import open_backend
 from smec_vdb.backend import Batch, CollectionSchema, IndexParams, Resolution, SearchStage
-from smec_vdb.collection import SmecCollection, default_candidates, stage_limits
+from smec_vdb.collection import SmecCollection
+from smec_vdb.search import cascade, default_candidates, plan_stages, stage_limits
 from smec_vdb.compress.smec import SMECCompressor
 from smec_vdb.migrate import MigrationOptions, migrate
 from smec_vdb.train import train
@@ -164,13 +165,13 @@ def simulated_candidates(comp: SMECCompressor, corpus: np.ndarray, queries: np.n
     out = {}
     for c in ladder:
         limits = stage_limits(len(coarse_to_fine) + 1, K, c)
+        matrices = {**{str(d): enc[d] for d in coarse_to_fine[1:]}, "full": corpus}
         got = []
         for qi in range(len(queries)):
-            cand = order[qi, :c]
-            for d, lim in zip([*coarse_to_fine[1:], None], limits[1:]):
-                m, q = (corpus, queries[qi]) if d is None else (enc[d], qenc[d][qi])
-                cand = cand[np.argsort(-(m[cand] @ q), kind="stable")[:lim]]
-            got.append(cand.tolist())
+            later = [SearchStage(str(d), qenc[d][qi], lim) for d, lim in zip(coarse_to_fine[1:], limits[1:])]
+            later.append(SearchStage("full", queries[qi], limits[-1]))
+            rows, _ = cascade(later, matrices, "dot", rows=order[qi, :c])
+            got.append(rows.tolist())
         out[c] = recall(got, exact)
     return out
 
@@ -335,9 +336,7 @@ def layout_bytes(input_dim: int, dims: Sequence[int]) -> list[dict[str, Any]]:
 def _stages(col: SmecCollection, q: np.ndarray, candidates: int) -> list[SearchStage]:
     """The search stages :meth:`SmecCollection.search` sends to the engine for query ``q``."""
     encoded = col.encode(q.reshape(1, -1))
-    coarse_to_fine = list(reversed(col.resolutions))
-    limits = stage_limits(len(coarse_to_fine), K, candidates)
-    return [SearchStage(r.name, encoded[r.name][0], lim) for r, lim in zip(coarse_to_fine, limits)]
+    return plan_stages({n: m[0] for n, m in encoded.items()}, [r.name for r in reversed(col.resolutions)], K, candidates)
 
 
 def _time_queries(col: SmecCollection, queries: np.ndarray, candidates: int) -> dict[str, Any]:

@@ -19,13 +19,14 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
+from smec_vdb.engines import DEFAULT_ENGINE, ENGINES
 from smec_vdb.errors import ConfigError
 
 console = Console(stderr=True)
 
 BackendOpt = Annotated[
-    str, typer.Option("--backend", "-b", help="Engine: qdrant-edge (embedded default), qdrant, milvus.",
-                      envvar="SMEC_VDB_BACKEND")
+    str, typer.Option("--backend", "-b", envvar="SMEC_VDB_BACKEND", help="Engine: " + "; ".join(
+        f"{e.name} ({e.summary})" for e in ENGINES.values()) + ".")
 ]
 UrlOpt = Annotated[
     Optional[str], typer.Option("--url", help="Server URL (qdrant: http://host:6333, milvus: http://host:19530). "
@@ -37,16 +38,26 @@ PathOpt = Annotated[
 ]
 
 
-def open_backend_from_options(backend: str, url: str | None, path: str | None):
-    """Open the engine chosen by --backend/--url/--path (API keys and tokens come from the environment)."""
-    from smec_vdb.adapters import open_backend
+def open_backend_from_options(backend: str, url: str | None, path: str | None, *, existing: bool = False):
+    """Open the engine chosen by --backend/--url/--path (API keys and tokens come from the environment).
 
+    ``existing``: the command only reads, so an embedded store that is not there is an error
+    (opening it would create an empty one, hiding a mistyped --path).
+    """
+    from smec_vdb.adapters import DEFAULT_STORE, open_backend
+
+    if existing and url is None and path != ":memory:":
+        store = path if path is not None else (DEFAULT_STORE if backend == DEFAULT_ENGINE else None)
+        if store is not None and not Path(store).exists():
+            raise ConfigError(f"no {backend} store at {store!r}: give --path of an existing store "
+                              "(smec-vdb demo creates one)")
     return open_backend(backend, url=url, path=path)
 
 
 @contextmanager
-def backend_session(backend: str, url: str | None, path: str | None) -> Iterator[Any]:
-    b = open_backend_from_options(backend, url, path)
+def backend_session(backend: str, url: str | None, path: str | None, *, existing: bool = False) -> Iterator[Any]:
+    """The opened backend, closed afterwards; ``existing`` as in :func:`open_backend_from_options`."""
+    b = open_backend_from_options(backend, url, path, existing=existing)
     try:
         yield b
     except BaseException:

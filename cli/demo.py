@@ -8,11 +8,12 @@ import typer
 
 from smec_vdb.cli.common import BackendOpt, PathOpt, PhaseProgress, UrlOpt, backend_session, console
 from smec_vdb.demo import seed_demo
+from smec_vdb.errors import CollectionExistsError
 
 
 def demo_command(
     collection: Annotated[str, typer.Option("--collection", "-c", help="Name of the collection to create.")] = "docs",
-    limit: Annotated[int, typer.Option(help="Docstrings to embed.")] = 2000,
+    limit: Annotated[int, typer.Option(min=1, help="Docstrings to embed.")] = 2000,
     replace: Annotated[bool, typer.Option("--replace", help="Rebuild the collection if it exists.")] = False,
     backend: BackendOpt = "qdrant-edge",
     url: UrlOpt = None,
@@ -23,6 +24,8 @@ def demo_command(
     Example: smec-vdb demo && smec-vdb migrate --collection docs --dim 64
     """
     with backend_session(backend, url, path) as b, PhaseProgress() as bars:
+        if b.exists(collection) and not replace:
+            raise CollectionExistsError(f"collection {collection!r} exists already: pass --replace to rebuild it")
         summary = seed_demo(b, collection, limit=limit, replace=replace,
                             progress=lambda done, total: bars.update("embed", done, total))
     console.print(f"created {summary['collection']!r}: {summary['points']} points, {summary['dim']}-d "

@@ -42,7 +42,7 @@ def inspect_command(
 
     Example: smec-vdb inspect --collection docs_smec --json
     """
-    with backend_session(backend, url, path) as b:
+    with backend_session(backend, url, path, existing=True) as b:
         names = [collection] if collection else b.list_collections()
         rows = [describe(b, n) for n in names]
     if as_json:

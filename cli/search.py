@@ -13,7 +13,8 @@ from rich.table import Table
 
 from smec_vdb.cli.common import BackendOpt, PathOpt, UrlOpt, backend_session, emit_json
 from smec_vdb.collection import SmecCollection
-from smec_vdb.errors import DataError
+from smec_vdb.errors import ConfigError, DataError
+from smec_vdb.filters import parse
 
 
 def read_query(source: str) -> np.ndarray:
@@ -37,12 +38,26 @@ def read_query(source: str) -> np.ndarray:
     return arr
 
 
+def parse_filter_option(text: str | None) -> dict | None:
+    """--filter as a JSON object in the language of :mod:`smec_vdb.filters`; None when not given."""
+    if text is None:
+        return None
+    try:
+        flt = json.loads(text)
+    except ValueError as e:
+        raise ConfigError(f"--filter must be a JSON object such as '{{\"kind\": \"class\"}}', found {text!r}") from e
+    if not isinstance(flt, dict):
+        raise ConfigError(f"--filter must be a JSON object such as '{{\"kind\": \"class\"}}', found {text!r}")
+    parse(flt)  # malformed filters fail here, before the store is opened
+    return flt
+
+
 def search_command(
     collection: Annotated[str, typer.Option("--collection", "-c", help="SMEC collection (or alias) to search.")],
     query: Annotated[str, typer.Option("--query", "-q", help="Query vector: x.npy, x.json, a JSON list, or - for stdin.")],
     k: Annotated[int, typer.Option("-k", help="Hits to return.")] = 10,
     candidates: Annotated[Optional[int], typer.Option(help="Coarse candidates [default: max(100, 10k)].")] = None,
-    filter_: Annotated[Optional[str], typer.Option("--filter", help='Payload filter as JSON, e.g. {"kind": "class"}.')] = None,
+    filter_: Annotated[Optional[str], typer.Option("--filter", help='Payload filter as a JSON object: {"kind": "class"}, {"kind": ["a", "b"]}, {"n": {"$gte": 2}}, {"$or": [...]}, {"$not": {...}}, dotted keys for nested fields.')] = None,
     compressor: Annotated[Optional[Path], typer.Option(help="Compressor dir [default: the one the collection records].")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print hits as JSON.")] = False,
     backend: BackendOpt = "qdrant-edge",
@@ -54,11 +69,8 @@ def search_command(
     Example: smec-vdb search --collection docs_smec --query q.npy -k 5 --filter '{"kind": "function"}'
     """
     vector = read_query(query)
-    try:
-        flt = json.loads(filter_) if filter_ else None
-    except ValueError as e:
-        raise DataError(f"--filter must be a JSON object, found {filter_!r}") from e
-    with backend_session(backend, url, path) as b:
+    flt = parse_filter_option(filter_)
+    with backend_session(backend, url, path, existing=True) as b:
         name = b.resolve_alias(collection) if b.supports_aliases and not b.exists(collection) else None
         col = SmecCollection.open(b, name or collection, compressor)
         hits = col.search(vector, k=k, candidates=candidates, filter=flt)

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from smec_vdb.adapters import Batch, CollectionSchema, Resolution, SearchStage, iterate_points
-from smec_vdb.adapters.rerank import similarity
+from smec_vdb.search import similarity
 from smec_vdb.errors import (
     CollectionExistsError,
     CollectionNotFoundError,

@@ -15,7 +15,6 @@ Example::
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
@@ -31,18 +30,15 @@ from smec_vdb.backend import (
     PayloadType,
     PointId,
     Resolution,
-    SearchStage,
 )
 from smec_vdb.errors import CompressorMismatchError, ConfigError, DimensionError
+from smec_vdb.search import default_candidates, plan_stages
 
 if TYPE_CHECKING:  # torch is imported only when a compressor is loaded (keeps `smec-vdb inspect` fast)
     from smec_vdb.compress.base import Compressor
 
 FULL = "full"
 COMPRESSOR_KEY = "compressor"
-MIN_OVERSAMPLING = 10
-OVERSAMPLING_PER_RATIO = 5
-MIN_CANDIDATES = 100
 
 
 def resolution_name(dim: int, input_dim: int) -> str:
@@ -57,30 +53,8 @@ def plan_resolutions(compressor: Compressor, dims: Sequence[int] | None, keep_fu
         compressor.check_dim(d)
     widths = sorted({*chosen, *([compressor.input_dim] if keep_full else [])}, reverse=True)
     if not widths:
-        raise ConfigError("nothing to store: no compressed dims and --drop-full")
+        raise ConfigError("nothing to store: no compressed dims and keep_full=False")
     return tuple(Resolution(resolution_name(w, compressor.input_dim), w) for w in widths)
-
-
-def default_candidates(k: int, input_dim: int, coarse_dim: int) -> int:
-    """Coarse candidates for top-``k``: k × max(10, 5 × input_dim / coarse_dim), at least 100.
-
-    The more the coarse resolution compresses, the more of the true top-k fall outside its own
-    top-k; measured on SciFact (MiniLM 384-d, SMEC 64-d coarse, full re-rank) recall@10 vs exact
-    is 0.962 at 100 candidates and 0.993 at 300, which this rule picks.
-    """
-    oversampling = max(MIN_OVERSAMPLING, math.ceil(OVERSAMPLING_PER_RATIO * input_dim / coarse_dim))
-    return max(MIN_CANDIDATES, k * oversampling)
-
-
-def stage_limits(n_stages: int, k: int, candidates: int) -> list[int]:
-    """Candidates kept per stage: ``candidates`` at the coarsest, halving (never below 2k), ``k`` last."""
-    if n_stages == 1:
-        return [k]
-    limits = [candidates]
-    for _ in range(n_stages - 2):
-        limits.append(max(2 * k, limits[-1] // 2))
-    limits.append(k)
-    return limits
 
 
 def compressor_record(compressor: Compressor, resolutions: Sequence[Resolution], path: str | None) -> dict[str, Any]:
@@ -156,7 +130,7 @@ class SmecCollection:
             record = backend.get_metadata(name, COMPRESSOR_KEY) if backend.exists(name) else None
             if record is None:
                 backend.schema(name)  # raises CollectionNotFoundError when absent
-                raise CompressorMismatchError(f"collection {name!r} has no compressor record: pass --compressor")
+                raise CompressorMismatchError(f"collection {name!r} has no compressor record: pass its compressor")
             if not record.get("path"):
                 raise CompressorMismatchError(f"collection {name!r} does not record where its compressor is: pass it")
             compressor = record["path"]
@@ -193,15 +167,10 @@ class SmecCollection:
         """Coarse-to-fine search: the full-width query is encoded at every stored resolution; the
         smallest is searched for ``candidates`` (default: :func:`default_candidates`), each larger
         one re-scores the survivors of the previous one."""
-        if k < 1:
-            raise ConfigError(f"k must be >= 1, found {k}")
         candidates = candidates or default_candidates(k, self.compressor.input_dim, self.resolutions[-1].dim)
-        if candidates < k:
-            raise ConfigError(f"candidates ({candidates}) must be >= k ({k})")
         encoded = self.encode(np.asarray(vector, dtype=np.float32).reshape(1, -1))
-        coarse_to_fine = list(reversed(self.resolutions))
-        limits = stage_limits(len(coarse_to_fine), k, candidates)
-        stages = [SearchStage(r.name, encoded[r.name][0], lim) for r, lim in zip(coarse_to_fine, limits)]
+        queries = {name: matrix[0] for name, matrix in encoded.items()}
+        stages = plan_stages(queries, [r.name for r in reversed(self.resolutions)], k, candidates)
         return self.backend.search_stages(self.name, stages, filter=filter, with_payload=with_payload)
 
     def count(self) -> int:

@@ -84,10 +84,10 @@ def seed_demo(
 ) -> dict:
     """Embed up to ``limit`` stdlib docstrings into a new single-vector collection; returns a summary."""
     if limit < 1:
-        raise ConfigError(f"--limit must be >= 1, found {limit}")
+        raise ConfigError(f"limit must be >= 1, found {limit}")
     if backend.exists(collection):
         if not replace:
-            raise CollectionExistsError(f"collection {collection!r} exists already: pass --replace to rebuild it")
+            raise CollectionExistsError(f"collection {collection!r} exists already (replace=True rebuilds it)")
         backend.drop(collection)
     docs = []
     for d in iter_stdlib_docstrings():

@@ -28,7 +28,8 @@ from typing import TYPE_CHECKING, Any, Callable, Literal, Sequence
 import numpy as np
 
 from smec_vdb.backend import Backend, Batch, CollectionSchema, IndexParams, Point, iterate_points
-from smec_vdb.collection import COMPRESSOR_KEY, FULL, SmecCollection, default_candidates, plan_resolutions, stage_limits
+from smec_vdb.collection import COMPRESSOR_KEY, FULL, SmecCollection, plan_resolutions
+from smec_vdb.search import default_candidates, stage_limits
 from smec_vdb.errors import (
     CollectionExistsError,
     ConfigError,

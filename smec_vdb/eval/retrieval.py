@@ -4,7 +4,7 @@ Vectors are expected L2-normalised (the inner product is then the cosine). Queri
 chunks so memory stays bounded; the top-k keeps trec_eval's order (score descending, then document
 id descending) and leaves out a document whose id equals the query id, as BEIR does. Two-stage
 search is the coarse-to-fine scheme the paper motivates (§1): shortlist with the compressed
-vectors, then rerank the shortlist with the full ones.
+vectors, then rerank the shortlist with the full ones (:func:`smec_vdb.search.cascade`).
 
 Example::
 
@@ -18,7 +18,9 @@ from typing import Sequence
 
 import numpy as np
 
+from smec_vdb.backend import SearchStage
 from smec_vdb.errors import ConfigError, DataError, DimensionError
+from smec_vdb.search import cascade
 
 QUERY_CHUNK_ROWS = 256
 
@@ -68,12 +70,14 @@ def two_stage_search(
         )
     shortlist = exact_search(coarse_queries, coarse_docs, doc_ids, query_ids, k=candidates)
     doc_row = {d: i for i, d in enumerate(doc_ids)}
+    id_order = _descending_id_order(doc_ids)
+    full = {"full": full_docs}
     run: dict[str, dict[str, float]] = {}
     for qi, query_id in enumerate(query_ids):
         rows = np.fromiter((doc_row[d] for d in shortlist[query_id]), dtype=np.int64)
-        scores = np.asarray(full_docs[rows], dtype=np.float32) @ np.asarray(full_queries[qi], dtype=np.float32)
-        order = np.lexsort((-_descending_id_order([doc_ids[j] for j in rows]), -scores))[:k]
-        run[query_id] = {doc_ids[rows[o]]: float(scores[o]) for o in order}
+        stage = SearchStage("full", np.asarray(full_queries[qi], dtype=np.float32), k)
+        kept, scores = cascade([stage], full, "dot", rows=rows, tie_order=id_order)
+        run[query_id] = {doc_ids[r]: float(s) for r, s in zip(kept.tolist(), scores.tolist())}
     return run
 
 
