@@ -6,7 +6,7 @@ and says how to install it otherwise, before importing any command.
 
 from __future__ import annotations
 
-import importlib.util
+import importlib
 import sys
 
 CLI_PACKAGES = ("typer", "rich")
@@ -14,7 +14,12 @@ CLI_PACKAGES = ("typer", "rich")
 
 def main() -> None:
     """Run the `smec-vdb` command line, or print the install line and exit 1 when typer/rich are absent."""
-    missing = [name for name in CLI_PACKAGES if importlib.util.find_spec(name) is None]
+    missing = []
+    for name in CLI_PACKAGES:
+        try:
+            importlib.import_module(name)
+        except ModuleNotFoundError:
+            missing.append(name)
     if missing:
         print(f"error: the smec-vdb command line needs {', '.join(missing)}: pip install 'smec-vdb[cli]'", file=sys.stderr)
         sys.exit(1)
