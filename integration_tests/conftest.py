@@ -17,9 +17,8 @@ import pytest
 
 from smec_vdb.adapters import open_backend
 from smec_vdb.backend import Backend
+from smec_vdb.engines import EMBEDDED_TARGETS, SERVER_TARGETS, TARGETS
 
-EMBEDDED_TARGETS = ("qdrant-local", "qdrant-edge", "milvus-lite")
-SERVER_TARGETS = ("qdrant-server", "milvus-server")
 
 
 @dataclass
@@ -78,18 +77,17 @@ def milvus_server_uri() -> Iterator[str]:
         yield container.get_connection_url()
 
 
-def _make_target(name: str, request: pytest.FixtureRequest, tmp_path: Path) -> Target:
-    if name == "qdrant-local":
-        # on a path, local mode commits one SQLite transaction per point (~60 points/s here): bulk runs in memory
-        return Target(
-            name, True, lambda: open_backend("qdrant", path=str(tmp_path / "qdrant-local")),
-            bulk_opener=lambda: open_backend("qdrant", path=":memory:"),
-        )
-    if name == "qdrant-edge":
-        return Target(name, True, lambda: open_backend("qdrant-edge", path=str(tmp_path / "qdrant-edge")))
-    if name == "milvus-lite":
-        return Target(name, True, lambda: open_backend("milvus", path=str(tmp_path / "milvus-lite.db")))
-    if name == "qdrant-server":
+def _make_target(name: str, request: pytest.FixtureRequest | None, tmp_path: Path) -> Target:
+    """A registered target (smec_vdb.engines.TARGETS): embedded ones in ``tmp_path``, servers from their fixture."""
+    spec = TARGETS[name]
+    if spec.embedded:
+        assert spec.store is not None
+        path = str(tmp_path / spec.store)
+        # on a path, qdrant local mode commits one SQLite transaction per point (~60 points/s here): bulk runs in memory
+        bulk = (lambda: open_backend(spec.engine, path=":memory:")) if name == "qdrant-local" else None
+        return Target(name, True, lambda: open_backend(spec.engine, path=path), bulk_opener=bulk)
+    assert request is not None
+    if spec.engine == "qdrant":
         url = request.getfixturevalue("qdrant_server_url")
         return Target(name, False, lambda: open_backend("qdrant", url=url, api_key=os.environ.get("QDRANT_API_KEY")))
     uri = request.getfixturevalue("milvus_server_uri")
@@ -125,7 +123,7 @@ def backend(target: Target) -> Backend:
 @pytest.fixture
 def embedded_targets(tmp_path: Path) -> Iterator[list[Target]]:
     """Every embedded target at once (for the congruence test)."""
-    made = [_make_target(name, None, tmp_path) for name in EMBEDDED_TARGETS]  # type: ignore[arg-type]
+    made = [_make_target(name, None, tmp_path) for name in EMBEDDED_TARGETS]
     yield made
     for one in made:
         for backend in one.opened:

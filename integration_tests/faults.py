@@ -31,6 +31,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from smec_vdb.adapters import open_backend
+from smec_vdb.engines import EMBEDDED_TARGETS, TARGETS
 from smec_vdb.backend import Backend, Batch, CollectionSchema, Point, Resolution
 from smec_vdb.compress.artifact import load as load_compressor
 from smec_vdb.migrate import CHECKPOINT_KEY, COMPLETE_KEY
@@ -39,11 +40,7 @@ SOURCE = "src"
 TARGET = "src_smec"
 VECTOR = "emb"
 #: the embedded targets ``migrate`` runs against: name → (--backend, store path under a temp dir)
-EMBEDDED = {
-    "qdrant-edge": ("qdrant-edge", "edge-store"),
-    "qdrant-local": ("qdrant", "qdrant-store"),
-    "milvus-lite": ("milvus", "milvus.db"),
-}
+EMBEDDED = {name: (TARGETS[name].engine, TARGETS[name].store) for name in EMBEDDED_TARGETS}
 #: an encoded vector read back may differ from a fresh encode by float noise (JSON/gRPC round trips)
 VECTOR_ATOL = 1e-4
 

@@ -11,14 +11,16 @@ import numpy as np
 import pytest
 
 from smec_vdb.adapters import open_backend
+from smec_vdb.engines import EMBEDDED_TARGETS
+from smec_vdb.engines import TARGETS as REGISTERED
 from smec_vdb.backend import Batch, CollectionSchema, Resolution
 from smec_vdb.migrate import CHECKPOINT_KEY, MigrationInterrupted, MigrationOptions, migrate
 
 N_POINTS = 1200
 WIDTH = 48
-TARGETS = {
-    "qdrant-edge": lambda tmp: ["--backend", "qdrant-edge", "--path", str(tmp / "store")],
-    "milvus-lite": lambda tmp: ["--backend", "milvus", "--path", str(tmp / "milvus.db")],
+TARGETS = {  # the embedded targets of smec_vdb.engines but qdrant-local (one SQLite commit per point: too slow here)
+    name: (lambda tmp, t=REGISTERED[name]: ["--backend", t.engine, "--path", str(tmp / t.store)])
+    for name in EMBEDDED_TARGETS if name != "qdrant-local"
 }
 
 
