@@ -91,11 +91,13 @@ def test_demo_migrate_search_inspect_end_to_end(tmp_path):
     assert "created 'docs': 60 points, 384-d" in demo.stderr
     assert "pass --replace" in one_line_error(smec("demo", "--limit", "60", "--path", store))
     migrated = smec("migrate", "--collection", "docs", "--dim", "64", "--epochs", "2", "--min-recall", "0",
+                    "--swap-alias", "docs_live",
                     "--verify-queries", "20", "--path", store, "--compressor-store", str(tmp_path / "models"),
                     "--report", str(tmp_path / "report.json"))
     assert migrated.returncode == 0, migrated.stderr
     report = json.loads((tmp_path / "report.json").read_text())
     assert report["target"]["collection"] == "docs_smec" and report["points_written"] == 60
+    assert report["alias"] == {"name": "docs_live", "collection": "docs_smec"}
 
     inspected = smec("inspect", "--json", "--path", store)
     assert inspected.returncode == 0, inspected.stderr
@@ -121,6 +123,12 @@ def test_demo_migrate_search_inspect_end_to_end(tmp_path):
                     "--path", store, stdin=json.dumps(point.vectors[next(iter(point.vectors))].tolist()))
     assert filtered.returncode == 0, filtered.stderr
     assert all(h["payload"]["kind"] == kind for h in json.loads(filtered.stdout))
+    readme = smec("search", "-c", "docs_smec", "-q", str(tmp_path / "q.npy"), "--json", "--path", store,
+                  "--filter", '{"kind": ["class", "function"]}')  # the README's example
+    assert readme.returncode == 0, readme.stderr
+    assert all(h["payload"]["kind"] in ("class", "function") for h in json.loads(readme.stdout))
+    one = smec("inspect", "--collection", "docs_smec", "--json", "--path", store)  # inspect --help's example
+    assert [r["collection"] for r in json.loads(one.stdout)] == ["docs_smec"]
     shown = smec("search", "-c", "docs_smec", "-q", str(tmp_path / "q.npy"), "-k", "3", "--path", store)
     assert shown.returncode == 0 and "docs_smec: top 3" in shown.stdout
 

@@ -1,0 +1,28 @@
+"""The README's library example runs as written (on a small random corpus in a temporary directory)."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def library_example() -> str:
+    section = ROOT.joinpath("README.md").read_text().split("## Library", 1)[1]
+    return re.search(r"```python\n(.*?)```", section, re.S).group(1)
+
+
+def test_the_library_example_runs(tmp_path):
+    rng = np.random.default_rng(0)
+    corpus = rng.normal(size=(400, 384)).astype(np.float32)
+    np.save(tmp_path / "corpus.npy", corpus / np.linalg.norm(corpus, axis=1, keepdims=True))
+    code = library_example() + "\nassert len(hits) == 10 and hits[0].id == 0 and all(h.payload['i'] < 100 for h in hits)\n"
+    proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=900,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"}, check=False)
+    assert proc.returncode == 0, proc.stderr[-3000:]
