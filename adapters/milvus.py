@@ -21,10 +21,11 @@ Engine facts this module relies on (measured, see ENGINES.md):
   20k rows, measured) and Lite cannot index JSON. So each ``payload_indexes`` key that is an
   identifier also gets a nullable typed column ``payload_<key>`` (VARCHAR, INT64, DOUBLE, BOOL;
   INVERTED-indexed on a server; nullable columns need Milvus >= 2.5), holding the payload value
-  when it has the declared type and null otherwise; filters on such a key use the column when
-  the filter values have that type, else the JSON path. Same hits, except that the column is
-  strict about types where Milvus's JSON comparison is not (there ``true == 1`` and ``1.0 == 1``).
-  Keys that are not identifiers get no column (a no-op).
+  when it has the declared type and null otherwise. Keys that are not identifiers get no column
+  (a no-op). Filters read the JSON payload, not these columns: a column cannot tell an array
+  from a missing value, and :mod:`smec_vdb.filters` matches array elements.
+- Milvus's JSON comparison conflates booleans and numbers (``true == 1``) and is null-valued on a
+  missing key, so :func:`filter_expression` is a superset that the exact check narrows.
 - Milvus Lite searches rows not yet flushed by a slow path (20k rows: 1.6 s per query, 45 ms
   once flushed): the first read after this client's writes flushes the collection, and so does
   :meth:`MilvusBackend.close`.
@@ -89,8 +90,10 @@ from smec_vdb.errors import (
     CollectionNotFoundError,
     ConfigError,
     DataError,
+    MissingDependencyError,
     SmecError,
 )
+from smec_vdb.engines import engine
 
 ID_FIELD = "id"
 PAYLOAD_FIELD = "payload"
@@ -119,8 +122,8 @@ def _pymilvus():
     os.environ.setdefault("GRPC_VERBOSITY", "NONE")
     try:
         import pymilvus
-    except ImportError as e:  # pragma: no cover - pymilvus is a dependency
-        raise ConfigError("the milvus backend needs pymilvus: pip install 'pymilvus==3.0.2' 'milvus-lite==3.2.2'") from e
+    except ImportError as e:  # the [milvus] extra is not installed
+        raise MissingDependencyError(f"the milvus backend needs pymilvus: {engine('milvus').install_hint}") from e
     return pymilvus
 
 
