@@ -179,3 +179,13 @@ def test_a_missing_engine_client_is_a_typed_error_with_the_install_line(monkeypa
 
     with pytest.raises(MissingDependencyError, match=r"pip install 'smec-vdb\[milvus\]'"):
         open_backend("milvus", path="x.db")
+
+
+def test_metadata_is_single_sourced_and_typed():
+    import smec_vdb
+
+    assert importlib.metadata.version("smec-vdb") == smec_vdb.__version__
+    assert (Path(smec_vdb.__file__).parent / "py.typed").is_file()
+    meta = importlib.metadata.metadata("smec-vdb")
+    assert "License :: OSI Approved :: Apache Software License" in meta.get_all("Classifier")
+    assert "Apache License" in (ROOT / "LICENSE").read_text()[:200]
