@@ -13,9 +13,10 @@ import pytest
 from typer.testing import CliRunner
 
 from smec_vdb.cli.app import _register_commands, app
+from smec_vdb.eval.beir import shared_data_dir
 
 COMMANDS = ("train", "eval", "demo", "migrate", "search", "inspect")
-SHARED = Path(os.environ.get("SMEC_VDB_SHARED_DATA", Path(__file__).resolve().parents[3] / "shared" / "data"))
+SHARED = shared_data_dir()
 
 
 def smec(*args: str, cwd: Path | None = None, stdin: str | None = None) -> subprocess.CompletedProcess:
