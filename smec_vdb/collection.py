@@ -36,6 +36,7 @@ from smec_vdb.backend import (
 from smec_vdb.compress.artifact import load as load_compressor
 from smec_vdb.compress.base import Compressor
 from smec_vdb.errors import CompressorMismatchError, ConfigError, DimensionError
+from smec_vdb.layout import DEFAULT_LAYOUT, LAYOUTS, Layout
 
 FULL = "full"
 COMPRESSOR_KEY = "compressor"
@@ -130,8 +131,13 @@ class SmecCollection:
         payload_indexes: Mapping[str, PayloadType] | None = None,
         index: IndexParams = IndexParams(),
         compressor_path: str | Path | None = None,
+        layout: Layout | None = LAYOUTS[DEFAULT_LAYOUT],
     ) -> "SmecCollection":
-        """Create ``name`` with one vector per resolution and record the compressor's hash."""
+        """Create ``name`` with one vector per resolution and record the compressor's hash.
+
+        ``layout`` places the resolutions (see :mod:`smec_vdb.layout`; default ``tiered``: the
+        coarsest with its graph in RAM, the wider ones graph-less on disk); None = engine defaults.
+        """
         resolutions = plan_resolutions(compressor, dims, keep_full)
         schema = CollectionSchema(
             resolutions=resolutions,
@@ -139,6 +145,7 @@ class SmecCollection:
             id_type=id_type,  # type: ignore[arg-type]
             payload_indexes=dict(payload_indexes or {}),
             index=index,
+            layout=layout,
         )
         backend.create_collection(name, schema)
         path = None if compressor_path is None else str(Path(compressor_path).resolve())
