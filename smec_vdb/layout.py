@@ -160,6 +160,17 @@ LAYOUTS: dict[str, Layout] = {
 DEFAULT_LAYOUT = "tiered"
 
 
+def default_layout(target: str, index_kind: str = "flat") -> Layout:
+    """The layout ``migrate`` uses unless told otherwise (set from ``benchmarks/layouts.py``).
+
+    ``tiered`` with the coarse vector int8-quantized wherever the engine can search int8 codes:
+    every Qdrant target; Milvus only inside an HNSW graph (``HNSW_SQ``), else plain ``tiered``.
+    """
+    if target.startswith("milvus") and index_kind != "hnsw":
+        return LAYOUTS[DEFAULT_LAYOUT]
+    return parse_layout(DEFAULT_LAYOUT, quantize="int8")
+
+
 def parse_quantization(spec: str, *, rescore: bool = False, oversampling: float = 1.0) -> Quantization:
     """``none``, ``int8``, ``binary1`` / ``binary1.5`` / ``binary2`` (``:q1|q4|q8`` = query bits), ``turbo1`` … ``turbo8``."""
     text = spec.strip().lower()
@@ -218,6 +229,14 @@ class Footprint:
 
     def to_json(self) -> dict[str, Any]:
         return {"ram_bytes_per_point": round(self.ram, 1), "disk_bytes_per_point": round(self.disk, 1), "parts": self.parts}
+
+
+def collection_footprint(schema: "CollectionSchema") -> Footprint:
+    """:func:`footprint` of a stored collection (no layout recorded: every resolution in RAM)."""
+    return footprint(
+        schema.layout or LAYOUTS["all-ram"], {r.name: r.dim for r in schema.resolutions},
+        m=schema.index.m, graphs=schema.index.kind == "hnsw",
+    )
 
 
 def footprint(layout: Layout, resolutions: Mapping[str, int], *, m: int = 16, graphs: bool = True) -> Footprint:

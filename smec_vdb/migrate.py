@@ -31,6 +31,7 @@ from smec_vdb.backend import Backend, Batch, CollectionSchema, IndexParams, Poin
 from smec_vdb.collection import COMPRESSOR_KEY, FULL, SmecCollection, default_candidates, plan_resolutions, stage_limits
 from smec_vdb.compress.artifact import load as load_compressor
 from smec_vdb.compress.base import Compressor
+from smec_vdb.layout import Layout, default_layout
 from smec_vdb.errors import (
     CollectionExistsError,
     ConfigError,
@@ -83,6 +84,7 @@ class MigrationOptions:
     seed: int = 0
     compressor_store: str = DEFAULT_COMPRESSOR_STORE
     index: IndexParams = IndexParams()
+    layout: Layout | None = None  # None: smec_vdb.layout.default_layout(target engine, index kind)
     train_options: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -336,7 +338,7 @@ def migrate(
             col = SmecCollection.create(
                 backend, target, comp, dims=_stored_dims(opts, comp), keep_full=opts.keep_full,
                 id_type=info.schema.id_type, payload_indexes=info.schema.payload_indexes, index=opts.index,
-                compressor_path=comp_path,
+                compressor_path=comp_path, layout=opts.layout or default_layout(backend.target, opts.index.kind),
             )
             checkpoint = {"plan": plan, "cursor": None, "written": 0, "skipped_ids": [],
                           "compressor_path": str(comp_path), "compressor_hash": comp.manifest_hash}
