@@ -52,7 +52,7 @@ class Grid:
     """Search-time settings swept per variant family."""
 
     ef: tuple[int, ...] = (32, 64, 128, 256)
-    oversampling: tuple[float, ...] = (1.0, 2.0, 4.0)
+    oversampling: tuple[float, ...] = (1.0, 2.0, 4.0, 8.0)
     native_ef: int = 128
     candidates: tuple[int, ...] = (20, 40, 80, 160, 320)
     native: tuple[str, ...] = ("int8", "binary1", "binary2:q8", "turbo2", "turbo4")
@@ -96,7 +96,7 @@ def load_sets(quick: bool) -> list[DataSet]:
                         qrels=sci.split_qrels("test"), query_ids=qids, corpus_ids=sci.corpus_ids))
     n = 3_000 if quick else 10_000
     llm = clustered(n + 200, 3584, seed=7)
-    sets.append(DataSet("synthetic-3584", llm[:n], llm[n:], (128, 256), 256, 3_000, 1 if quick else 2,
+    sets.append(DataSet("synthetic-3584", llm[:n], llm[n:], (128, 256), 256, 3_000, 1,
                         f"SYNTHETIC: {n:,} clustered 3584-d vectors (256-d latent, power-law spectrum) + 200 queries"))
     return sets
 

@@ -156,3 +156,58 @@ def test_milvus_lite_layout_indexes(tmp_path, data, compressor):
         SmecCollection.create(backend, "bin", compressor, index=HNSW, layout=parse_layout("tiered", quantize="binary2"))
     assert not backend.exists("bin")
     backend.close()
+
+
+# -- migrate: default layout and --layout/--quantize ----------------------------------------------
+def _source(tmp_path: Path, data) -> tuple[QdrantEdgeBackend, np.ndarray]:
+    from smec_vdb.backend import Batch
+
+    backend = QdrantEdgeBackend(tmp_path / "store")
+    x = data[0][:1500, :64] / np.linalg.norm(data[0][:1500, :64], axis=1, keepdims=True)
+    backend.create_collection("src", CollectionSchema((Resolution("emb", 64),)))
+    backend.upsert("src", Batch(ids=list(range(len(x))), vectors={"emb": x}))
+    return backend, x
+
+
+def test_migrate_default_layout_is_tiered_int8(tmp_path, data):
+    from smec_vdb.layout import default_layout
+    from smec_vdb.migrate import MigrationOptions, migrate
+
+    backend, _ = _source(tmp_path, data)
+    opts = MigrationOptions(source="src", dim=16, verify_queries=40, min_recall=0.5,
+                            compressor_store=str(tmp_path / "comp"), train_options={"epochs": 2})
+    migrate(backend, opts)
+    assert backend.schema("src_smec").layout == default_layout("qdrant-edge") == parse_layout("tiered", quantize="int8")
+    config = json.loads((tmp_path / "store" / "src_smec" / "shard" / "edge_config.json").read_text())["vectors"]
+    assert config["d16"]["quantization_config"]["scalar"]["type"] == "int8"
+    assert config["full"]["memory"] == "cold"
+    backend.close()
+
+
+def test_migrate_cli_layout_flags(tmp_path, data):
+    import os
+    import subprocess
+    import sys
+
+    backend, _ = _source(tmp_path, data)
+    backend.close()
+    base = [sys.executable, "-m", "smec_vdb.cli.app", "migrate", "-c", "src", "--dim", "16", "--epochs", "2",
+            "--verify-queries", "40", "--min-recall", "0.5", "--backend", "qdrant-edge", "--path", str(tmp_path / "store"),
+            "--compressor-store", str(tmp_path / "comp")]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    bad = subprocess.run([*base, "--quantize", "binary3"], capture_output=True, text=True, env=env, timeout=600)
+    assert bad.returncode == 1 and "bits must be one of [1.0, 1.5, 2.0], found 3.0" in bad.stderr
+    assert not QdrantEdgeBackend(tmp_path / "store").exists("src_smec")  # refused before anything was written
+    ok = subprocess.run([*base, "--layout", "all-ram", "--quantize", "binary2:q8"], capture_output=True, text=True,
+                        env=env, timeout=600)
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    reopened = QdrantEdgeBackend(tmp_path / "store")
+    assert reopened.schema("src_smec").layout == parse_layout("all-ram", quantize="binary2:q8")
+    shown = subprocess.run([sys.executable, "-m", "smec_vdb.cli.app", "inspect", "-c", "src_smec", "--json",
+                            "--backend", "qdrant-edge", "--path", str(tmp_path / "store")],
+                           capture_output=True, text=True, env=env, timeout=600)
+    row = json.loads(shown.stdout)[0]
+    # all-ram + binary2 codes on d16: floats 64*4 + 16*4, codes 4 bytes, no graph (flat index)
+    assert row["layout"] == "all-ram+binary2q8"
+    assert row["ram_bytes_per_point"] == 64 * 4 + 16 * 4 + 4 and row["disk_bytes_per_point"] == 64 * 4 + 16 * 4 + 4
+    reopened.close()
