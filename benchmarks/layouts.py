@@ -44,16 +44,16 @@ from smec_vdb.layout import LAYOUTS, Layout, Quantization, VectorLayout, footpri
 
 K = 10
 PASSES = 2
-INDEX = IndexParams(kind="hnsw", m=16, ef_construct=64, ef_search=64)
+INDEX = IndexParams(kind="hnsw", m=16, ef_construct=100, ef_search=64)  # ef_construct: Qdrant's default
 
 
 @dataclass(frozen=True)
 class Grid:
     """Search-time settings swept per variant family."""
 
-    ef: tuple[int, ...] = (32, 64, 128, 256)
+    ef: tuple[int, ...] = (64, 128, 256, 512)
     oversampling: tuple[float, ...] = (1.0, 2.0, 4.0, 8.0)
-    native_ef: int = 128
+    native_ef: int = 256
     candidates: tuple[int, ...] = (20, 40, 80, 160, 320)
     native: tuple[str, ...] = ("int8", "binary1", "binary2:q8", "turbo2", "turbo4")
     stacked: tuple[str, ...] = ("int8", "binary2:q8", "turbo4")
