@@ -36,13 +36,16 @@ from smec_vdb.backend import (
 from smec_vdb.compress.artifact import load as load_compressor
 from smec_vdb.compress.base import Compressor
 from smec_vdb.errors import CompressorMismatchError, ConfigError, DimensionError
-from smec_vdb.layout import DEFAULT_LAYOUT, LAYOUTS, Layout
+from smec_vdb.layout import DEFAULT_LAYOUT, LAYOUTS, Layout, Quantization
 
 FULL = "full"
 COMPRESSOR_KEY = "compressor"
-MIN_OVERSAMPLING = 10
-OVERSAMPLING_PER_RATIO = 5
-MIN_CANDIDATES = 100
+#: candidates per result = CANDIDATE_BUDGET / coarse width, clamped to [MIN, MAX] (benchmarks/layouts.py)
+CANDIDATE_BUDGET = 2048
+MIN_OVERSAMPLING = 4
+MAX_OVERSAMPLING = 64
+#: codes of at most this many bits per dimension rank candidates coarsely: twice the candidates
+COARSE_CODE_BITS = 2.0
 
 
 def resolution_name(dim: int, input_dim: int) -> str:
@@ -61,15 +64,24 @@ def plan_resolutions(compressor: Compressor, dims: Sequence[int] | None, keep_fu
     return tuple(Resolution(resolution_name(w, compressor.input_dim), w) for w in widths)
 
 
-def default_candidates(k: int, input_dim: int, coarse_dim: int) -> int:
-    """Coarse candidates for top-``k``: k × max(10, 5 × input_dim / coarse_dim), at least 100.
+def default_candidates(k: int, input_dim: int, coarse_dim: int, quantization: Quantization | None = None) -> int:
+    """Coarse candidates for top-``k``: k × clamp(2048 / coarse_dim, 4, 64), doubled for 1-2 bit codes.
 
-    The more the coarse resolution compresses, the more of the true top-k fall outside its own
-    top-k; measured on SciFact (MiniLM 384-d, SMEC 64-d coarse, full re-rank) recall@10 vs exact
-    is 0.962 at 100 candidates and 0.993 at 300, which this rule picks.
+    Set from ``benchmarks/layouts.py``: what decides how many true neighbours fall outside the coarse
+    top-c is the coarse width (and the data), not the compression ratio. At recall@10 ≥ 0.99 against
+    exact full-dim search: debian MiniLM 384 → 128 needs 160 (= 10 × 2048/128), 384 → 64 reaches
+    0.985 at 320; SciFact mpnet 768 → 128 and synthetic 3584 → 128/256 need far fewer (see the
+    report), so the rule is sized on the densest set. Binary 2-bit coarse codes needed twice the
+    candidates (320 for 0.99); int8 and 4-bit TurboQuant the same as floats. The former rule,
+    k × max(10, 5·D/d), asked 1,400 at 3584 → 128. A coarse vector as wide as the input needs no
+    re-scoring: ``k``.
     """
-    oversampling = max(MIN_OVERSAMPLING, math.ceil(OVERSAMPLING_PER_RATIO * input_dim / coarse_dim))
-    return max(MIN_CANDIDATES, k * oversampling)
+    if coarse_dim >= input_dim:
+        return k
+    oversampling = min(MAX_OVERSAMPLING, max(MIN_OVERSAMPLING, math.ceil(CANDIDATE_BUDGET / coarse_dim)))
+    if quantization is not None and quantization.enabled and quantization.bits_per_dim <= COARSE_CODE_BITS:
+        oversampling *= 2
+    return k * oversampling
 
 
 def stage_limits(n_stages: int, k: int, candidates: int) -> list[int]:
@@ -198,7 +210,9 @@ class SmecCollection:
         one re-scores the survivors of the previous one."""
         if k < 1:
             raise ConfigError(f"k must be >= 1, found {k}")
-        candidates = candidates or default_candidates(k, self.compressor.input_dim, self.resolutions[-1].dim)
+        coarse = self.resolutions[-1]
+        quantization = None if self.schema.layout is None else self.schema.layout.coarse.quantization
+        candidates = candidates or default_candidates(k, self.compressor.input_dim, coarse.dim, quantization)
         if candidates < k:
             raise ConfigError(f"candidates ({candidates}) must be >= k ({k})")
         encoded = self.encode(np.asarray(vector, dtype=np.float32).reshape(1, -1))

@@ -89,6 +89,11 @@ class Quantization:
         return 0.0
 
     @property
+    def bits_per_dim(self) -> float:
+        """Code bits per dimension (32 when not quantized)."""
+        return {"none": 32.0, "int8": 8.0}.get(self.kind, float(self.bits or 0))
+
+    @property
     def label(self) -> str:
         if self.kind in ("none", "int8"):
             return self.kind
