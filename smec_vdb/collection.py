@@ -70,8 +70,8 @@ def default_candidates(k: int, input_dim: int, coarse_dim: int, quantization: Qu
     Set from ``benchmarks/layouts.py``: what decides how many true neighbours fall outside the coarse
     top-c is the coarse width (and the data), not the compression ratio. At recall@10 ≥ 0.99 against
     exact full-dim search: debian MiniLM 384 → 128 needs 160 (= 10 × 2048/128), 384 → 64 reaches
-    0.985 at 320; SciFact mpnet 768 → 128 and synthetic 3584 → 128/256 need far fewer (see the
-    report), so the rule is sized on the densest set. Binary 2-bit coarse codes needed twice the
+    0.985 at 320; SciFact mpnet 768 → 128 needs 40 and synthetic 3584 → 128/256 20, so the rule is
+    sized on the densest set (a per-collection calibration at migrate time would fetch fewer). Binary 2-bit coarse codes needed twice the
     candidates (320 for 0.99); int8 and 4-bit TurboQuant the same as floats. The former rule,
     k × max(10, 5·D/d), asked 1,400 at 3584 → 128. A coarse vector as wide as the input needs no
     re-scoring: ``k``.
