@@ -83,7 +83,7 @@ from smec_vdb.adapters.validation import (
     check_query,
     check_stages,
 )
-from smec_vdb.layout import Layout, placements
+from smec_vdb.layout import Layout, check_engine_support, placements
 from smec_vdb.errors import (
     BackendError,
     CollectionExistsError,
@@ -293,6 +293,7 @@ class MilvusBackend:
 
     def create_collection(self, collection: str, schema: CollectionSchema) -> None:
         self._check_layout(collection, schema)
+        check_engine_support(self.target, schema.layout, schema.index.kind)
         if self.exists(collection):
             raise CollectionExistsError(f"{self.target}: collection {collection!r} exists already")
         pymilvus = _pymilvus()
@@ -314,7 +315,7 @@ class MilvusBackend:
         metric = METRICS[schema.distance]
         placed = placements(schema)  # layout: HNSW / HNSW_SQ / FLAT (+ mmap) per resolution
         for r in schema.resolutions:
-            index_type, params = field_index(r.name, placed[r.name], schema.index)
+            index_type, params = field_index(placed[r.name], schema.index)
             index_params.add_index(r.name, index_type=index_type, metric_type=metric, params=params)
         # Milvus Lite filters typed columns fast without an index; a server gets an INVERTED index.
         if self.target == "milvus-server":

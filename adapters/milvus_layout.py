@@ -12,22 +12,18 @@ from __future__ import annotations
 from typing import Any
 
 from smec_vdb.backend import IndexParams
-from smec_vdb.errors import ConfigError
 from smec_vdb.layout import VectorLayout
 
 
-def field_index(field: str, place: VectorLayout | None, index: IndexParams) -> tuple[str, dict[str, Any]]:
-    """(index_type, params) of vector ``field`` under ``place`` (None: the collection's ``index``)."""
+def field_index(place: VectorLayout | None, index: IndexParams) -> tuple[str, dict[str, Any]]:
+    """(index_type, params) of a vector field under ``place`` (None: the collection's ``index``);
+    the layout was checked by :func:`smec_vdb.layout.check_engine_support`."""
     graph = {"M": index.m, "efConstruction": index.ef_construct}
     if place is None:
         return ("HNSW", graph) if index.kind == "hnsw" else ("FLAT", {})
     q = place.quantization
-    if q.kind not in ("none", "int8"):
-        raise ConfigError(f"vector {field!r}: Milvus has no HNSW index over {q.label} codes; use quantization none or int8")
     mmap = {"mmap.enabled": True} if place.tier == "disk" else {}
     if index.kind == "flat" or not place.graph:
-        if q.enabled:
-            raise ConfigError(f"vector {field!r}: Milvus quantizes only inside an HNSW_SQ graph; give it a graph")
         return "FLAT", mmap
     if q.kind == "int8":
         return "HNSW_SQ", {**graph, "sq_type": "SQ8", **({"refine": True, "refine_type": "FP32"} if q.rescore else {}), **mmap}

@@ -211,3 +211,19 @@ def test_migrate_cli_layout_flags(tmp_path, data):
     assert row["layout"] == "all-ram+binary2q8"
     assert row["ram_bytes_per_point"] == 64 * 4 + 16 * 4 + 4 and row["disk_bytes_per_point"] == 64 * 4 + 16 * 4 + 4
     reopened.close()
+
+
+def test_migrate_refuses_an_unsupported_layout_before_training(tmp_path, data):
+    from smec_vdb.backend import Batch
+    from smec_vdb.migrate import MigrationOptions, migrate
+
+    backend = MilvusBackend(uri=str(tmp_path / "m.db"))
+    x = data[0][:300, :64] / np.linalg.norm(data[0][:300, :64], axis=1, keepdims=True)
+    backend.create_collection("src", CollectionSchema((Resolution("emb", 64),)))
+    backend.upsert("src", Batch(ids=list(range(len(x))), vectors={"emb": x}))
+    opts = MigrationOptions(source="src", dim=16, compressor_store=str(tmp_path / "comp"),
+                            layout=parse_layout("tiered", quantize="binary2"), index=HNSW)
+    with pytest.raises(ConfigError, match="no HNSW index over binary2 codes"):
+        migrate(backend, opts)
+    assert not backend.exists("src_smec") and not (tmp_path / "comp").exists()  # nothing trained or written
+    backend.close()

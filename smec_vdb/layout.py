@@ -176,6 +176,24 @@ def default_layout(target: str, index_kind: str = "flat") -> Layout:
     return parse_layout(DEFAULT_LAYOUT, quantize="int8")
 
 
+def check_engine_support(target: str, layout: Layout | None, index_kind: str) -> None:
+    """ConfigError when ``target`` cannot place a collection as ``layout`` says (checked before any work).
+
+    Milvus quantizes only inside an HNSW graph (``HNSW_SQ``, int8 codes): no binary or TurboQuant
+    codes, and no codes on a graph-less or flat-indexed resolution. Qdrant targets take every layout.
+    """
+    if layout is None or not target.startswith("milvus"):
+        return
+    for role, place in (("coarse", layout.coarse), ("rescore", layout.rescore)):
+        q = place.quantization
+        if q.kind not in ("none", "int8"):
+            raise ConfigError(f"{target}: layout {layout.name!r}: Milvus has no HNSW index over {q.label} codes; "
+                              f"use quantization none or int8 for the {role} resolution")
+        if q.enabled and (index_kind != "hnsw" or not place.graph):
+            raise ConfigError(f"{target}: layout {layout.name!r}: Milvus quantizes only inside an HNSW_SQ graph; "
+                              f"the {role} resolution needs index kind hnsw and a graph, found {index_kind!r}")
+
+
 def parse_quantization(spec: str, *, rescore: bool = False, oversampling: float = 1.0) -> Quantization:
     """``none``, ``int8``, ``binary1`` / ``binary1.5`` / ``binary2`` (``:q1|q4|q8`` = query bits), ``turbo1`` … ``turbo8``."""
     text = spec.strip().lower()

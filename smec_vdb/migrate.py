@@ -31,7 +31,7 @@ from smec_vdb.backend import Backend, Batch, CollectionSchema, IndexParams, Poin
 from smec_vdb.collection import COMPRESSOR_KEY, FULL, SmecCollection, default_candidates, plan_resolutions, stage_limits
 from smec_vdb.compress.artifact import load as load_compressor
 from smec_vdb.compress.base import Compressor
-from smec_vdb.layout import Layout, default_layout
+from smec_vdb.layout import Layout, check_engine_support, default_layout
 from smec_vdb.errors import (
     CollectionExistsError,
     ConfigError,
@@ -316,6 +316,7 @@ def migrate(
     info = inspect_source(backend, opts.source, opts.vector)
     if info.count == 0:
         raise MigrationError(f"source {opts.source!r} is empty: nothing to migrate")
+    check_engine_support(backend.target, opts.layout, opts.index.kind)  # before training or writing
     plan = opts.plan_id(info.vector)
     target = opts.target_name
     checkpoint = _prepare_target(backend, info, opts, plan)

@@ -11,6 +11,8 @@ from smec_vdb.layout import (
     Layout,
     Quantization,
     VectorLayout,
+    check_engine_support,
+    default_layout,
     footprint,
     parse_layout,
     parse_quantization,
@@ -110,3 +112,27 @@ def test_footprint_counts_codes_not_floats_for_a_quantized_coarse(spec, code):
     assert fp.ram == code
     assert fp.parts["d128"] == {"floats": 512, "codes": code, "graph": 0.0, "ram": code}
     assert fp.disk == (384 + 128) * 4 + code
+
+
+@pytest.mark.parametrize(
+    "target, quantize, index_kind, message",
+    [
+        ("milvus-lite", "binary2", "hnsw", "no HNSW index over binary2 codes"),
+        ("milvus-server", "turbo4", "hnsw", "no HNSW index over turbo4 codes"),
+        ("milvus-lite", "int8", "flat", "quantizes only inside an HNSW_SQ graph"),
+    ],
+)
+def test_engine_support_refuses_what_milvus_cannot_index(target, quantize, index_kind, message):
+    with pytest.raises(ConfigError, match=message):
+        check_engine_support(target, parse_layout("tiered", quantize=quantize), index_kind)
+
+
+def test_engine_support_accepts_the_defaults_and_qdrant():
+    for target in ("qdrant-edge", "qdrant-local", "qdrant-server", "milvus-lite"):
+        for kind in ("flat", "hnsw"):
+            check_engine_support(target, default_layout(target, kind), kind)
+            check_engine_support(target, None, kind)
+    check_engine_support("qdrant-edge", parse_layout("tiered", quantize="binary1"), "flat")
+    check_engine_support("milvus-lite", parse_layout("tiered", quantize="int8"), "hnsw")
+    assert default_layout("milvus-lite", "flat") == LAYOUTS["tiered"]
+    assert default_layout("qdrant-edge") == parse_layout("tiered", quantize="int8")
