@@ -37,7 +37,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-from perf import clustered, dir_bytes, exact_topk, latency_stats, load_debian, md_table, recall  # noqa: E402
+from perf import clustered, exact_topk, latency_stats, load_debian, md_table, recall  # noqa: E402
 
 from smec_vdb.backend import Batch, CollectionSchema, IndexParams, Resolution, SearchStage  # noqa: E402
 from smec_vdb.layout import LAYOUTS, Layout, Quantization, VectorLayout, footprint, parse_layout  # noqa: E402
