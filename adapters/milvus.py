@@ -72,6 +72,7 @@ from smec_vdb.backend import (
     Resolution,
     SearchStage,
 )
+from smec_vdb.adapters.milvus_layout import field_index
 from smec_vdb.adapters.rerank import Candidates, rescore
 from smec_vdb.filters import And, AnyOf, Condition, Not, Or, matches
 from smec_vdb.adapters.validation import (
@@ -84,6 +85,7 @@ from smec_vdb.adapters.validation import (
     check_query,
     check_stages,
 )
+from smec_vdb.layout import Layout, check_engine_support, placements
 from smec_vdb.errors import (
     BackendError,
     CollectionExistsError,
@@ -302,6 +304,7 @@ class MilvusBackend:
 
     def create_collection(self, collection: str, schema: CollectionSchema) -> None:
         self._check_layout(collection, schema)
+        check_engine_support(self.target, schema.layout, schema.index.kind)
         if self.exists(collection):
             raise CollectionExistsError(f"{self.target}: collection {collection!r} exists already")
         pymilvus = _pymilvus()
@@ -321,14 +324,10 @@ class MilvusBackend:
             fields.add_field(column, column_types[kind], nullable=True, **extra)
         index_params = self._client.prepare_index_params()
         metric = METRICS[schema.distance]
+        placed = placements(schema)  # layout: HNSW / HNSW_SQ / FLAT (+ mmap) per resolution
         for r in schema.resolutions:
-            if schema.index.kind == "hnsw":
-                index_params.add_index(
-                    r.name, index_type="HNSW", metric_type=metric,
-                    params={"M": schema.index.m, "efConstruction": schema.index.ef_construct},
-                )
-            else:
-                index_params.add_index(r.name, index_type="FLAT", metric_type=metric)
+            index_type, params = field_index(placed[r.name], schema.index)
+            index_params.add_index(r.name, index_type=index_type, metric_type=metric, params=params)
         # Milvus Lite filters typed columns fast without an index; a server gets an INVERTED index.
         if self.target == "milvus-server":
             for column, _ in columns.values():
@@ -684,6 +683,7 @@ def _schema_extras(schema: CollectionSchema) -> dict[str, Any]:
         "payload_indexes": dict(schema.payload_indexes),
         "index": {"kind": schema.index.kind, "m": schema.index.m, "ef_construct": schema.index.ef_construct,
                   "ef_search": schema.index.ef_search},
+        **({"layout": schema.layout.to_json()} if schema.layout is not None else {}),
     }
 
 
@@ -705,4 +705,5 @@ def _schema_from_engine(described: Mapping[str, Any], vector_fields: list[Mappin
         id_type="str" if primary["type"] == DataType.VARCHAR else "int",
         payload_indexes=dict(extras.get("payload_indexes", {})),
         index=IndexParams(**index) if index else IndexParams(),
+        layout=Layout.from_json(extras["layout"]) if extras.get("layout") else None,
     )

@@ -34,6 +34,7 @@ from smec_vdb.adapters.qdrant_common import (
     schema_to_json,
     stored_payload,
 )
+from smec_vdb.adapters.qdrant_layout import client_vector_params, quantization_search
 from smec_vdb.adapters.validation import (
     check_batch,
     check_filter,
@@ -43,6 +44,7 @@ from smec_vdb.adapters.validation import (
     check_metadata_value,
     check_stages,
 )
+from smec_vdb.layout import placements
 from smec_vdb.errors import CollectionExistsError, CollectionNotFoundError, ConfigError
 
 SCHEMA_KEY = "_smec_schema"
@@ -89,8 +91,9 @@ class QdrantBackend:
         hnsw = schema.index.kind == "hnsw"
         # flat = exact search; m=0 keeps a server from building a graph it would never use
         hnsw_config = m.HnswConfigDiff(m=schema.index.m if hnsw else 0, ef_construct=schema.index.ef_construct)
+        placed = placements(schema)  # layout: on_disk / m=0 / quantization per resolution
         vectors = {
-            r.name: m.VectorParams(size=r.dim, distance=m.Distance(_DISTANCES[schema.distance]))
+            r.name: client_vector_params(m, r.dim, m.Distance(_DISTANCES[schema.distance]), placed[r.name])
             for r in schema.resolutions
         }
         with engine_errors(self._engine, collection):
@@ -185,12 +188,13 @@ class QdrantBackend:
         return [by_id[str(q)] for q in dict.fromkeys(qids) if str(q) in by_id]
 
     # -- search -----------------------------------------------------------------------
-    def _search_params(self, schema: CollectionSchema) -> Any:
+    def _search_params(self, schema: CollectionSchema, stage: SearchStage) -> Any:
         if self.local:  # always exact; local mode warns about any search_params
             return None
+        quantization = quantization_search(self._models, placements(schema)[stage.name], stage)
         if schema.index.kind == "flat":
-            return self._models.SearchParams(exact=True)
-        return self._models.SearchParams(hnsw_ef=schema.index.ef_search)
+            return self._models.SearchParams(exact=True, quantization=quantization)
+        return self._models.SearchParams(hnsw_ef=stage.ef or schema.index.ef_search, quantization=quantization)
 
     def _filter(self, filter: Filter | None) -> Any:
         condition = check_filter(filter)
@@ -223,14 +227,14 @@ class QdrantBackend:
         prefetch = None
         for stage in stages[:-1]:
             prefetch = self._models.Prefetch(
-                query=stage.vector.tolist(), using=stage.name, limit=stage.limit, params=self._search_params(schema),
+                query=stage.vector.tolist(), using=stage.name, limit=stage.limit, params=self._search_params(schema, stage),
                 filter=query_filter if prefetch is None else None, prefetch=prefetch,
             )
         last = stages[-1]
         with engine_errors(self._engine, collection):
             response = self._client.query_points(
                 collection, query=last.vector.tolist(), using=last.name, prefetch=prefetch, limit=last.limit,
-                query_filter=query_filter, search_params=self._search_params(schema), with_payload=payload_selector,
+                query_filter=query_filter, search_params=self._search_params(schema, last), with_payload=payload_selector,
             )
         return [self._hit(p, schema.distance, with_payload) for p in response.points]
 

@@ -15,6 +15,7 @@ from smec_vdb.backend import CollectionSchema, IndexParams, PointId, Resolution
 from smec_vdb.adapters.validation import RESERVED_PREFIX
 from smec_vdb.errors import ConfigError
 from smec_vdb.filters import And, AnyOf, Condition, Or, Range
+from smec_vdb.layout import Layout
 
 SMEC_ID_KEY = "_smec_id"
 SMEC_ID_NAMESPACE = uuid.UUID("0f1d1c52-6a5e-4c1e-9a55-5d0c2b6e3f10")
@@ -100,6 +101,7 @@ def schema_to_json(schema: CollectionSchema) -> dict[str, Any]:
         "id_type": schema.id_type,
         "payload_indexes": dict(schema.payload_indexes),
         "index": asdict(schema.index),
+        **({"layout": schema.layout.to_json()} if schema.layout is not None else {}),
     }
 
 
@@ -110,4 +112,5 @@ def schema_from_json(data: Mapping[str, Any]) -> CollectionSchema:
         id_type=data["id_type"],
         payload_indexes=dict(data.get("payload_indexes", {})),
         index=IndexParams(**data.get("index", {})),
+        layout=Layout.from_json(data["layout"]) if data.get("layout") else None,
     )

@@ -43,6 +43,7 @@ from smec_vdb.adapters.qdrant_common import (
     schema_to_json,
     stored_payload,
 )
+from smec_vdb.adapters.qdrant_layout import edge_vector_params, quantization_search
 from smec_vdb.adapters.validation import (
     check_batch,
     check_filter,
@@ -53,6 +54,7 @@ from smec_vdb.adapters.validation import (
     check_stages,
 )
 from smec_vdb.atomic import atomic_write
+from smec_vdb.layout import placements
 from smec_vdb.errors import CollectionExistsError, CollectionNotFoundError, ConfigError
 
 UPSERT_CHUNK = 1024
@@ -139,8 +141,9 @@ class QdrantEdgeBackend:
         hnsw = None
         if schema.index.kind == "hnsw":
             hnsw = e.HnswIndexConfig(m=schema.index.m, ef_construct=schema.index.ef_construct, full_scan_threshold=10_000)
+        placed = placements(schema)  # layout: graph / memory tier / quantization per resolution
         config = e.EdgeConfig(
-            vectors={r.name: e.EdgeVectorParams(size=r.dim, distance=distance) for r in schema.resolutions},
+            vectors={r.name: edge_vector_params(e, r.dim, distance, placed[r.name], schema.index) for r in schema.resolutions},
             hnsw_config=hnsw,
         )
         try:
@@ -269,21 +272,25 @@ class QdrantEdgeBackend:
         schema = self.schema(name)
         stages = check_stages(schema, stages)
         query_filter = self._filter(filter)
-        if schema.index.kind == "flat":
-            params = e.SearchParams(exact=True)
-        else:
-            params = e.SearchParams(hnsw_ef=schema.index.ef_search)
+        placed = placements(schema)
+
+        def params(stage: SearchStage) -> Any:  # exact or HNSW ef, plus the layout's quantization parameters
+            quantization = quantization_search(e, placed[stage.name], stage)
+            if schema.index.kind == "flat":
+                return e.SearchParams(exact=True, quantization=quantization)
+            return e.SearchParams(hnsw_ef=stage.ef or schema.index.ef_search, quantization=quantization)
+
         prefetch = None
         for stage in stages[:-1]:
             prefetch = e.Prefetch(
                 limit=stage.limit, query=e.Query.Nearest(stage.vector.tolist(), using=stage.name),
-                prefetches=None if prefetch is None else [prefetch], params=params,
+                prefetches=None if prefetch is None else [prefetch], params=params(stage),
                 filter=query_filter if prefetch is None else None,
             )
         last = stages[-1]
         request = e.QueryRequest(
             limit=last.limit, query=e.Query.Nearest(last.vector.tolist(), using=last.name),
-            prefetches=None if prefetch is None else [prefetch], filter=query_filter, params=params,
+            prefetches=None if prefetch is None else [prefetch], filter=query_filter, params=params(last),
             with_payload=True if with_payload else [SMEC_ID_KEY],
         )
         with engine_errors(self._engine, name):

@@ -8,7 +8,7 @@ the *last* occurrence wins, identically on every engine (they are removed here, 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Mapping, Sequence
 
 import numpy as np
@@ -99,7 +99,11 @@ def check_stages(schema: CollectionSchema, stages: Sequence[SearchStage]) -> lis
     for stage in stages:
         if stage.limit < 1:
             raise ConfigError(f"stage on {stage.name!r}: limit must be >= 1, found {stage.limit}")
-        checked.append(SearchStage(stage.name, check_query(schema, stage.name, stage.vector), stage.limit))
+        if stage.ef is not None and stage.ef < 1:
+            raise ConfigError(f"stage on {stage.name!r}: ef must be >= 1, found {stage.ef}")
+        if stage.oversampling is not None and not 1.0 <= stage.oversampling <= 100.0:
+            raise ConfigError(f"stage on {stage.name!r}: oversampling must be within [1, 100], found {stage.oversampling}")
+        checked.append(replace(stage, vector=check_query(schema, stage.name, stage.vector)))
     return checked
 
 

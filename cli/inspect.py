@@ -10,6 +10,7 @@ from rich.table import Table
 
 from smec_vdb.cli.common import BackendOpt, PathOpt, UrlOpt, backend_session, emit_json
 from smec_vdb.collection import COMPRESSOR_KEY
+from smec_vdb.layout import collection_footprint
 from smec_vdb.migrate import CHECKPOINT_KEY
 
 
@@ -26,9 +27,16 @@ def describe(b, name: str) -> dict:
         "vectors": {r.name: r.dim for r in schema.resolutions},
         "vector_bytes_per_point": per_point,
         "vector_bytes_total": per_point * count,
+        **_layout_bytes(schema),
         "compressor": record,
         "migration_in_progress": checkpoint is not None,
     }
+
+
+def _layout_bytes(schema) -> dict:
+    fp = collection_footprint(schema)
+    return {"layout": schema.layout.name if schema.layout else None,
+            "ram_bytes_per_point": round(fp.ram, 1), "disk_bytes_per_point": round(fp.disk, 1)}
 
 
 def inspect_command(
@@ -49,13 +57,14 @@ def inspect_command(
         emit_json(rows)
         return
     table = Table(title=f"{len(rows)} collection(s)")
-    for c in ("collection", "points", "vectors", "bytes/point", "compressor", "state"):
+    for c in ("collection", "points", "vectors", "bytes/point", "RAM/disk B/pt", "compressor", "state"):
         table.add_column(c)
     for r in rows:
         comp = r["compressor"]
         table.add_row(
             r["collection"], str(r["points"]), ", ".join(f"{k}:{v}" for k, v in r["vectors"].items()),
             str(r["vector_bytes_per_point"]),
+            f"{r['ram_bytes_per_point']:g} / {r['disk_bytes_per_point']:g} ({r['layout'] or 'engine default'})",
             f"{comp['method']} {comp['manifest_hash']}" if comp else "-",
             "migrating" if r["migration_in_progress"] else "ready",
         )

@@ -11,6 +11,7 @@ from rich.table import Table
 
 from smec_vdb.cli.common import BackendOpt, PathOpt, PhaseProgress, UrlOpt, backend_session, console, emit_json, parse_dims
 from smec_vdb.errors import VerificationError
+from smec_vdb.layout import DEFAULT_LAYOUT, parse_layout
 from smec_vdb.migrate import DEFAULT_COMPRESSOR_STORE, MigrationOptions, dry_run, migrate
 
 
@@ -35,6 +36,11 @@ def migrate_command(
     compressor_store: Annotated[Path, typer.Option(help="Where trained compressors are saved.")] = Path(
         DEFAULT_COMPRESSOR_STORE),
     report: Annotated[Optional[Path], typer.Option(help="Write the JSON report here.")] = None,
+    layout: Annotated[Optional[str], typer.Option(
+        help="Placement: tiered (coarse + graph in RAM, wider vectors graph-less on disk), tiered-ram, all-ram "
+             "[default: tiered, coarse int8 where the engine supports it].")] = None,
+    quantize: Annotated[Optional[str], typer.Option(
+        help="Coarse-vector codes: none, int8, binary1|binary1.5|binary2[:q1|q4|q8], turbo1|1.5|2|4|8.")] = None,
     backend: BackendOpt = "qdrant-edge",
     url: UrlOpt = None,
     path: PathOpt = None,
@@ -50,6 +56,7 @@ def migrate_command(
         on_bad_vector=on_bad_vector,  # type: ignore[arg-type]
         verify_queries=verify_queries, seed=seed, compressor_store=str(compressor_store),
         train_options={"epochs": epochs} if epochs else {},
+        layout=None if layout is None and quantize is None else parse_layout(layout or DEFAULT_LAYOUT, quantize=quantize),
     )
     stop_requested: list[bool] = []
 

@@ -18,6 +18,7 @@ from typing import Any, Iterator, Literal, Mapping, Protocol, Sequence, Union, r
 import numpy as np
 
 from smec_vdb.errors import ConfigError
+from smec_vdb.layout import Layout
 
 PointId = Union[int, str]
 Distance = Literal["cosine", "dot", "euclid"]
@@ -60,6 +61,8 @@ class CollectionSchema:
     id_type: Literal["int", "str"] = "int"
     payload_indexes: Mapping[str, PayloadType] = field(default_factory=dict)
     index: IndexParams = IndexParams()
+    #: where each resolution lives (graph, RAM/disk tier, quantization); None = the engine's defaults
+    layout: Layout | None = None
 
     def __post_init__(self) -> None:
         if not self.resolutions:
@@ -97,11 +100,14 @@ class Hit:
 
 @dataclass(frozen=True)
 class SearchStage:
-    """One step of a coarse-to-fine search: query ``vector`` on resolution ``name``, keep ``limit``."""
+    """One step of a coarse-to-fine search: query ``vector`` on resolution ``name``, keep ``limit``.
+    ``ef`` and ``oversampling`` override the schema's HNSW ef and the layout's quantization oversampling."""
 
     name: str
     vector: np.ndarray
     limit: int
+    ef: int | None = None
+    oversampling: float | None = None
 
 
 @dataclass

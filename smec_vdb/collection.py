@@ -32,6 +32,7 @@ from smec_vdb.backend import (
     Resolution,
 )
 from smec_vdb.errors import CompressorMismatchError, ConfigError, DimensionError
+from smec_vdb.layout import DEFAULT_LAYOUT, LAYOUTS, Layout
 from smec_vdb.search import default_candidates, plan_stages
 
 if TYPE_CHECKING:  # torch is imported only when a compressor is loaded (keeps `smec-vdb inspect` fast)
@@ -105,8 +106,13 @@ class SmecCollection:
         payload_indexes: Mapping[str, PayloadType] | None = None,
         index: IndexParams = IndexParams(),
         compressor_path: str | Path | None = None,
+        layout: Layout | None = LAYOUTS[DEFAULT_LAYOUT],
     ) -> "SmecCollection":
-        """Create ``name`` with one vector per resolution and record the compressor's hash."""
+        """Create ``name`` with one vector per resolution and record the compressor's hash.
+
+        ``layout`` places the resolutions (see :mod:`smec_vdb.layout`; default ``tiered``: the
+        coarsest with its graph in RAM, the wider ones graph-less on disk); None = engine defaults.
+        """
         resolutions = plan_resolutions(compressor, dims, keep_full)
         schema = CollectionSchema(
             resolutions=resolutions,
@@ -114,6 +120,7 @@ class SmecCollection:
             id_type=id_type,  # type: ignore[arg-type]
             payload_indexes=dict(payload_indexes or {}),
             index=index,
+            layout=layout,
         )
         backend.create_collection(name, schema)
         path = None if compressor_path is None else str(Path(compressor_path).resolve())
@@ -167,7 +174,13 @@ class SmecCollection:
         """Coarse-to-fine search: the full-width query is encoded at every stored resolution; the
         smallest is searched for ``candidates`` (default: :func:`default_candidates`), each larger
         one re-scores the survivors of the previous one."""
-        candidates = candidates or default_candidates(k, self.compressor.input_dim, self.resolutions[-1].dim)
+        if k < 1:
+            raise ConfigError(f"k must be >= 1, found {k}")
+        coarse = self.resolutions[-1]
+        quantization = None if self.schema.layout is None else self.schema.layout.coarse.quantization
+        candidates = candidates or default_candidates(k, self.compressor.input_dim, coarse.dim, quantization)
+        if candidates < k:
+            raise ConfigError(f"candidates ({candidates}) must be >= k ({k})")
         encoded = self.encode(np.asarray(vector, dtype=np.float32).reshape(1, -1))
         queries = {name: matrix[0] for name, matrix in encoded.items()}
         stages = plan_stages(queries, [r.name for r in reversed(self.resolutions)], k, candidates)

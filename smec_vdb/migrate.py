@@ -29,6 +29,7 @@ import numpy as np
 
 from smec_vdb.backend import Backend, Batch, CollectionSchema, IndexParams, Point, iterate_points
 from smec_vdb.collection import COMPRESSOR_KEY, FULL, SmecCollection, plan_resolutions
+from smec_vdb.layout import Layout, check_engine_support, default_layout
 from smec_vdb.search import default_candidates, stage_limits
 from smec_vdb.errors import (
     CollectionExistsError,
@@ -85,6 +86,7 @@ class MigrationOptions:
     seed: int = 0
     compressor_store: str = DEFAULT_COMPRESSOR_STORE
     index: IndexParams = IndexParams()
+    layout: Layout | None = None  # None: smec_vdb.layout.default_layout(target engine, index kind)
     train_options: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -318,6 +320,7 @@ def migrate(
     info = inspect_source(backend, opts.source, opts.vector)
     if info.count == 0:
         raise MigrationError(f"source {opts.source!r} is empty: nothing to migrate")
+    check_engine_support(backend.target, opts.layout, opts.index.kind)  # before training or writing
     plan = opts.plan_id(info.vector)
     target = opts.target_name
     checkpoint = _prepare_target(backend, info, opts, plan)
@@ -340,7 +343,7 @@ def migrate(
             col = SmecCollection.create(
                 backend, target, comp, dims=_stored_dims(opts, comp), keep_full=opts.keep_full,
                 id_type=info.schema.id_type, payload_indexes=info.schema.payload_indexes, index=opts.index,
-                compressor_path=comp_path,
+                compressor_path=comp_path, layout=opts.layout or default_layout(backend.target, opts.index.kind),
             )
             checkpoint = {"plan": plan, "cursor": None, "written": 0, "skipped_ids": [],
                           "compressor_path": str(comp_path), "compressor_hash": comp.manifest_hash}

@@ -19,27 +19,42 @@ Example::
 from __future__ import annotations
 
 import math
-from typing import Mapping, Sequence
+from typing import TYPE_CHECKING, Mapping, Sequence
 
 import numpy as np
 
 from smec_vdb.backend import Distance, SearchStage
 from smec_vdb.errors import ConfigError
 
-MIN_OVERSAMPLING = 10
-OVERSAMPLING_PER_RATIO = 5
-MIN_CANDIDATES = 100
+if TYPE_CHECKING:
+    from smec_vdb.layout import Quantization
+
+#: candidates per result = CANDIDATE_BUDGET / coarse width, clamped to [MIN, MAX] (benchmarks/layouts.py)
+CANDIDATE_BUDGET = 2048
+MIN_OVERSAMPLING = 4
+MAX_OVERSAMPLING = 64
+#: codes of at most this many bits per dimension rank candidates coarsely: twice the candidates
+COARSE_CODE_BITS = 2.0
 
 
-def default_candidates(k: int, input_dim: int, coarse_dim: int) -> int:
-    """Coarse candidates for top-``k``: k × max(10, 5 × input_dim / coarse_dim), at least 100.
+def default_candidates(k: int, input_dim: int, coarse_dim: int, quantization: Quantization | None = None) -> int:
+    """Coarse candidates for top-``k``: k × clamp(2048 / coarse_dim, 4, 64), doubled for 1-2 bit codes.
 
-    The more the coarse resolution compresses, the more of the true top-k fall outside its own
-    top-k; measured on SciFact (MiniLM 384-d, SMEC 64-d coarse, full re-rank) recall@10 vs exact
-    is 0.962 at 100 candidates and 0.993 at 300, which this rule picks.
+    Set from ``benchmarks/layouts.py``: what decides how many true neighbours fall outside the coarse
+    top-c is the coarse width (and the data), not the compression ratio. At recall@10 ≥ 0.99 against
+    exact full-dim search: debian MiniLM 384 → 128 needs 160 (= 10 × 2048/128), 384 → 64 reaches
+    0.985 at 320; SciFact mpnet 768 → 128 needs 40 and synthetic 3584 → 128/256 20, so the rule is
+    sized on the densest set (a per-collection calibration at migrate time would fetch fewer). Binary
+    2-bit coarse codes needed twice the candidates (320 for 0.99); int8 and 4-bit TurboQuant the same
+    as floats. The former rule, k × max(10, 5·D/d), asked 1,400 at 3584 → 128. A coarse vector as wide
+    as the input needs no re-scoring: ``k``.
     """
-    oversampling = max(MIN_OVERSAMPLING, math.ceil(OVERSAMPLING_PER_RATIO * input_dim / coarse_dim))
-    return max(MIN_CANDIDATES, k * oversampling)
+    if coarse_dim >= input_dim:
+        return k
+    oversampling = min(MAX_OVERSAMPLING, max(MIN_OVERSAMPLING, math.ceil(CANDIDATE_BUDGET / coarse_dim)))
+    if quantization is not None and quantization.enabled and quantization.bits_per_dim <= COARSE_CODE_BITS:
+        oversampling *= 2
+    return k * oversampling
 
 
 def stage_limits(n_stages: int, k: int, candidates: int) -> list[int]:
