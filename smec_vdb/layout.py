@@ -207,7 +207,7 @@ def parse_quantization(spec: str, *, rescore: bool = False, oversampling: float 
                     raise ValueError(query)
             except ValueError:
                 break
-            return Quantization(kind, bits, query_bits, rescore=rescore, oversampling=oversampling)  # type: ignore[arg-type]
+            return Quantization(kind, bits, query_bits, rescore=rescore, oversampling=oversampling)
     if kind_bits in ("none", "int8") and not query:
         return Quantization(kind_bits, rescore=rescore, oversampling=oversampling)  # type: ignore[arg-type]
     raise ConfigError(
