@@ -51,6 +51,10 @@ class CollectionExistsError(BackendError):
     """A collection with that name exists already, with a schema other than the one asked for."""
 
 
+class CorruptStoreError(BackendError):
+    """A file of an embedded store (e.g. a qdrant-edge sidecar JSON) is unreadable; the message names it."""
+
+
 class CompressorMismatchError(SmecError):
     """A collection was written by another compressor than the one used to read or write it."""
 
@@ -59,8 +63,13 @@ class MigrationError(SmecError):
     """A migration cannot proceed (bad source, checkpoint from another run, …)."""
 
 
+class UnsupportedSourceError(MigrationError):
+    """The source holds something the target cannot keep faithfully (a distance, an id kind, a vector
+    name clash); raised while planning, before anything is trained or written."""
+
+
 class VerificationError(MigrationError):
-    """A finished migration failed its verification (counts, ids, payloads or recall).
+    """A finished migration failed its verification (ids, content, vectors, encodings or recall).
 
     ``report`` carries the full migration report so callers can still save it.
     """
