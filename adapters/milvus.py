@@ -368,6 +368,9 @@ class MilvusBackend:
         self._layouts[collection] = _Layout(schema)
         self._loaded.add(collection)
 
+    def check_schema(self, schema: CollectionSchema) -> None:
+        self._check_layout("", schema)
+
     def schema(self, collection: str) -> CollectionSchema:
         return self._layout(collection).schema
 
@@ -416,6 +419,17 @@ class MilvusBackend:
                     for i in range(start, stop)
                 ]
                 self._client.upsert(collection, rows)
+        if self.target == "milvus-lite":
+            self._unflushed.add(collection)
+
+    def delete(self, collection: str, ids: Sequence[PointId]) -> None:
+        layout = self._layout(collection)
+        layout.writable(self.target, collection)
+        wanted = list(dict.fromkeys(check_id(layout.schema, i) for i in ids))
+        with self._engine_errors(f"delete points of {collection!r}", collection):
+            for start in range(0, len(wanted), MAX_QUERY_WINDOW):
+                chunk = ", ".join(literal(i) for i in wanted[start : start + MAX_QUERY_WINDOW])
+                self._client.delete(collection, filter=f"{ID_FIELD} in [{chunk}]")
         if self.target == "milvus-lite":
             self._unflushed.add(collection)
 

@@ -109,6 +109,9 @@ class QdrantBackend:
                     self._client.create_payload_index(collection, field_name, m.PayloadSchemaType(_PAYLOAD_TYPES[kind]))
         self._schemas[collection] = schema
 
+    def check_schema(self, schema: CollectionSchema) -> None:
+        check_creatable(schema, self._engine)
+
     def schema(self, collection: str) -> CollectionSchema:
         if collection not in self._schemas:
             self._schemas[collection] = self._read_schema(collection)
@@ -148,6 +151,13 @@ class QdrantBackend:
         with engine_errors(self._engine, collection):
             for start in range(0, len(points), UPSERT_CHUNK):
                 self._client.upsert(collection, points[start : start + UPSERT_CHUNK], wait=True)
+
+    def delete(self, collection: str, ids: Sequence[PointId]) -> None:
+        schema = self.schema(collection)
+        qids = [encode_id(check_id(schema, i))[0] for i in ids]
+        if qids:
+            with engine_errors(self._engine, collection):
+                self._client.delete(collection, points_selector=self._models.PointIdsList(points=qids), wait=True)
 
     def _vector_names(self, collection: str, with_vectors: bool | Sequence[str]) -> bool | list[str]:
         if isinstance(with_vectors, bool):
@@ -254,6 +264,7 @@ class QdrantBackend:
     # -- metadata, aliases ------------------------------------------------------------
     def set_metadata(self, collection: str, key: str, value: Any) -> None:
         key, value = check_metadata_key(key), check_metadata_value(value)
+        collection = self.resolve_alias(collection) or collection  # metadata follows aliases
         with engine_errors(self._engine, collection):
             if not self._client.collection_exists(collection):
                 raise CollectionNotFoundError(f"collection {collection!r} does not exist")
@@ -262,6 +273,7 @@ class QdrantBackend:
 
     def get_metadata(self, collection: str, key: str) -> dict[str, Any] | None:
         key = check_metadata_key(key)
+        collection = self.resolve_alias(collection) or collection  # metadata follows aliases
         with engine_errors(self._engine, collection):
             metadata = self._client.get_collection(collection).config.metadata or {}
         return metadata.get(key)

@@ -206,6 +206,9 @@ class QdrantEdgeBackend:
         self._shards[collection] = shard
         self._schemas[collection] = schema
 
+    def check_schema(self, schema: CollectionSchema) -> None:
+        check_creatable(schema, self._engine)
+
     def schema(self, collection: str) -> CollectionSchema:
         name = self._resolve(collection)
         if name not in self._schemas:
@@ -260,6 +263,14 @@ class QdrantEdgeBackend:
         with engine_errors(self._engine, name):
             for start in range(0, len(points), UPSERT_CHUNK):
                 shard.update(e.UpdateOperation.upsert_points(points[start : start + UPSERT_CHUNK]))
+
+    def delete(self, collection: str, ids: Sequence[PointId]) -> None:
+        name, shard = self._shard(collection)
+        schema = self.schema(name)
+        qids = [encode_id(check_id(schema, i))[0] for i in ids]
+        if qids:
+            with engine_errors(self._engine, name):
+                shard.update(self._edge.UpdateOperation.delete_points(qids))
 
     def _vector_names(self, collection: str, with_vectors: bool | Sequence[str]) -> bool | list[str]:
         if isinstance(with_vectors, bool):

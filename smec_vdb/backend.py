@@ -168,6 +168,8 @@ class Backend(Protocol):
     def exists(self, collection: str) -> bool: ...
     def create_collection(self, collection: str, schema: CollectionSchema) -> None:
         """Create it; CollectionExistsError if it exists (whatever its schema)."""
+    def check_schema(self, schema: CollectionSchema) -> None:
+        """ConfigError if this engine cannot hold ``schema`` (checked before anything is trained or written)."""
     def schema(self, collection: str) -> CollectionSchema:
         """The collection's schema as stored by the engine; CollectionNotFoundError if absent."""
     def drop(self, collection: str) -> None:
@@ -179,6 +181,8 @@ class Backend(Protocol):
         """Insert or overwrite points (same id → replaced). Every resolution of the schema must be
         given with the right width (DimensionError) and finite values (InvalidVectorError);
         nothing is written when validation fails."""
+    def delete(self, collection: str, ids: Sequence[PointId]) -> None:
+        """Remove the points with these ids (absent ones are ignored)."""
     def scroll(
         self, collection: str, *, cursor: Any = None, limit: int = 1000, with_vectors: bool | Sequence[str] = True
     ) -> tuple[list[Point], Any]:

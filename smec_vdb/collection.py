@@ -3,7 +3,10 @@
 Each point stores its vectors at several resolutions: optionally the full input (``full``) and
 one ``d<dim>`` vector per compressed dim. Writes encode on the fly; searches run coarse-to-fine
 (smallest resolution first, re-scored on each larger one). The collection records the hash of its
-compressor's manifest; opening it with another compressor raises CompressorMismatchError.
+compressor's manifest; opening it with another compressor raises CompressorMismatchError. It may
+also hold *carried* vectors (a migrated source's other dense and sparse vectors), stored as given
+and never encoded. Opened through an alias, it re-resolves the alias on every search and follows
+a swap (loading the new target's compressor), so it never answers with a stale compressor.
 
 Example::
 
@@ -97,10 +100,16 @@ def compressor_record(compressor: Compressor, resolutions: Sequence[Resolution],
 class SmecCollection:
     """A collection whose points are written and searched through one compressor."""
 
-    def __init__(self, backend: Backend, name: str, compressor: Compressor) -> None:
+    def __init__(self, backend: Backend, name: str, compressor: Compressor, *, follow_alias: bool = False) -> None:
         self.backend = backend
         self.name = name
+        self.follow_alias = follow_alias
+        self._bind(compressor)
+
+    def _bind(self, compressor: Compressor) -> None:
+        backend, name = self.backend, self.name
         self.compressor = compressor
+        self.bound_to = (backend.resolve_alias(name) if backend.supports_aliases else None) or name
         record = backend.get_metadata(name, COMPRESSOR_KEY)
         if record is None:
             raise CompressorMismatchError(
@@ -113,8 +122,27 @@ class SmecCollection:
             )
         self.record = record
         self.schema = backend.schema(name)
-        # Widest first, as stored.
-        self.resolutions = tuple(sorted(self.schema.resolutions, key=lambda r: r.dim, reverse=True))
+        # The compressor's resolutions (not carried vectors), widest first.
+        encoded = record.get("resolutions") or {r.name: r.dim for r in self.schema.resolutions}
+        self.resolutions = tuple(sorted((self.schema.resolution(n) for n in encoded), key=lambda r: r.dim, reverse=True))
+
+    def _follow_swap(self) -> None:
+        """If ``name`` is an alias now pointing elsewhere, bind to the new target and its compressor."""
+        if not self.backend.supports_aliases:
+            return
+        now = self.backend.resolve_alias(self.name) or self.name
+        if now == self.bound_to:
+            return
+        record = self.backend.get_metadata(self.name, COMPRESSOR_KEY) or {}
+        if record.get("manifest_hash") == self.compressor.manifest_hash:
+            self._bind(self.compressor)
+        elif self.follow_alias and record.get("path"):
+            self._bind(load_compressor(record["path"]))
+        else:
+            raise CompressorMismatchError(
+                f"alias {self.name!r} now points at {now!r} (was {self.bound_to!r}), written by compressor "
+                f"{record.get('manifest_hash')}: open it again with that compressor"
+            )
 
     # -- construction -----------------------------------------------------------------
     @classmethod
@@ -130,15 +158,19 @@ class SmecCollection:
         payload_indexes: Mapping[str, PayloadType] | None = None,
         index: IndexParams = IndexParams(),
         compressor_path: str | Path | None = None,
+        carried: Sequence[Resolution] = (),
+        sparse: Sequence[str] = (),
     ) -> "SmecCollection":
-        """Create ``name`` with one vector per resolution and record the compressor's hash."""
+        """Create ``name`` with one vector per resolution (plus ``carried`` dense and ``sparse`` vectors
+        kept as given) and record the compressor's hash."""
         resolutions = plan_resolutions(compressor, dims, keep_full)
         schema = CollectionSchema(
-            resolutions=resolutions,
+            resolutions=resolutions + tuple(carried),
             distance="cosine",
             id_type=id_type,  # type: ignore[arg-type]
             payload_indexes=dict(payload_indexes or {}),
             index=index,
+            sparse=tuple(sparse),
         )
         backend.create_collection(name, schema)
         path = None if compressor_path is None else str(Path(compressor_path).resolve())
@@ -156,9 +188,10 @@ class SmecCollection:
             if not record.get("path"):
                 raise CompressorMismatchError(f"collection {name!r} does not record where its compressor is: pass it")
             compressor = record["path"]
+        follow = compressor is None
         if not isinstance(compressor, Compressor):
             compressor = load_compressor(compressor)
-        return cls(backend, name, compressor)
+        return cls(backend, name, compressor, follow_alias=follow)
 
     # -- writing ------------------------------------------------------------------------
     def encode(self, full_vectors: Any) -> dict[str, np.ndarray]:
@@ -174,6 +207,9 @@ class SmecCollection:
         n = next(iter(vectors.values())).shape[0]
         if len(ids) != n:
             raise DimensionError(f"got {len(ids)} ids for {n} vectors")
+        carried = [r.name for r in self.schema.resolutions if r not in self.resolutions]
+        if carried:
+            raise ConfigError(f"collection {self.name!r} also holds the vectors {carried}: write them with backend.upsert")
         self.backend.upsert(self.name, Batch(ids=list(ids), vectors=vectors, payloads=payloads))
 
     # -- searching ----------------------------------------------------------------------
@@ -191,6 +227,7 @@ class SmecCollection:
         one re-scores the survivors of the previous one."""
         if k < 1:
             raise ConfigError(f"k must be >= 1, found {k}")
+        self._follow_swap()
         candidates = candidates or default_candidates(k, self.compressor.input_dim, self.resolutions[-1].dim)
         if candidates < k:
             raise ConfigError(f"candidates ({candidates}) must be >= k ({k})")

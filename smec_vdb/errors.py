@@ -7,6 +7,16 @@ Rust panics) are mapped into :class:`BackendError` at the adapter boundary, with
 
 from __future__ import annotations
 
+import re
+
+#: ``scheme://user:password@host`` → ``scheme://***@host`` (also a token with no user)
+_URL_CREDENTIALS = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)[^/\s@'\"]+@")
+
+
+def mask_credentials(text: str) -> str:
+    """``text`` with the user:password part of every URL in it replaced by ``***``."""
+    return _URL_CREDENTIALS.sub(r"\g<scheme>***@", text)
+
 
 class SmecError(Exception):
     """Base class of every smec-vdb error. ``retriable`` is True when a retry may succeed."""
@@ -14,7 +24,7 @@ class SmecError(Exception):
     retriable: bool = False
 
     def __init__(self, message: str, *, retriable: bool | None = None) -> None:
-        super().__init__(message)
+        super().__init__(mask_credentials(message))
         if retriable is not None:
             self.retriable = retriable
 
