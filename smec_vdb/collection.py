@@ -179,7 +179,9 @@ class SmecCollection:
 
     @classmethod
     def open(cls, backend: Backend, name: str, compressor: Compressor | str | Path | None = None) -> "SmecCollection":
-        """Open an existing collection, loading its compressor from the recorded path unless one is given."""
+        """Open an existing collection, loading its compressor from the recorded path unless one is given
+        (then an alias swap is followed by loading the new target's compressor)."""
+        follow = compressor is None
         if compressor is None:
             record = backend.get_metadata(name, COMPRESSOR_KEY) if backend.exists(name) else None
             if record is None:
@@ -188,7 +190,6 @@ class SmecCollection:
             if not record.get("path"):
                 raise CompressorMismatchError(f"collection {name!r} does not record where its compressor is: pass it")
             compressor = record["path"]
-        follow = compressor is None
         if not isinstance(compressor, Compressor):
             compressor = load_compressor(compressor)
         return cls(backend, name, compressor, follow_alias=follow)

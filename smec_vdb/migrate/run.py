@@ -149,7 +149,7 @@ def migrate(
         if opts.check:
             return _check_report(info, col, plan, resync, started)
         skipped = resync.pop("skipped")
-        written = resync["rewritten"]
+        written = col.count()  # points the target holds; this run's rewrites are in resync
     else:
         if state == "fresh":
             col = SmecCollection.create(
