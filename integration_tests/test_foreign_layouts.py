@@ -84,41 +84,88 @@ def qdrant_read(path: Path, name: str) -> dict:
         client.close()
 
 
+TARGETS = {"qdrant-edge": ("qdrant-edge", "edge"), "qdrant-local": ("qdrant", "qt"), "milvus-lite": ("milvus", "mt.db")}
+
+
+def open_target(kind: str, root: Path):
+    backend, where = TARGETS[kind]
+    return open_backend(backend, path=str(root / where))
+
+
+def read_native(kind: str, root: Path, name: str) -> dict:
+    """{str(id): (payload, {vector: list or {index: value}})} read with the target engine's own client."""
+    where = root / TARGETS[kind][1]
+    if kind == "qdrant-local":
+        return {k: (r.payload, _plain(r.vector)) for k, r in qdrant_read(where, name).items()}
+    if kind == "milvus-lite":
+        from pymilvus import MilvusClient
+
+        client = MilvusClient(str(where))
+        try:
+            client.load_collection(name)
+            rows = client.query(name, filter="", output_fields=["*"], limit=16384)
+        finally:
+            client.close()
+        return {str(r["id"]): (r["payload"], {k: v for k, v in r.items() if k not in ("id", "payload")}) for r in rows}
+    import qdrant_edge
+
+    shard = qdrant_edge.EdgeShard.load(str(where / name / "shard"))
+    try:
+        records, _ = shard.scroll(qdrant_edge.ScrollRequest(offset=None, limit=100_000, with_payload=True,
+                                                            with_vector=True))
+    finally:
+        shard.close()
+    return {str(r.id): (r.payload, _plain(r.vector)) for r in records}
+
+
+def _plain(vector) -> dict:
+    return {k: (dict(zip(v.indices, v.values)) if hasattr(v, "indices") else list(v)) for k, v in vector.items()}
+
+
 def mixed_ids(n: int = N) -> list:
     return [i if i % 2 else str(uuid.UUID(int=i + 1)) for i in range(n)]
 
 
-def test_qdrant_quickstart_unnamed_vector_with_int_and_uuid_ids_keeps_every_field(tmp_path):
+def migrate_into(kind: str, tmp_path: Path, source_engine: str, source_path: Path, **kw) -> dict:
+    source = open_backend(source_engine, path=str(source_path))
+    target = open_target(kind, tmp_path)
+    try:
+        return migrate(source, opts(tmp_path, **kw), target_backend=target)
+    finally:
+        source.close()
+        target.close()
+
+
+def same_payload(a: dict, b: dict) -> bool:
+    return json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)
+
+
+@pytest.mark.parametrize("kind", ["qdrant-edge", "qdrant-local"])
+def test_qdrant_quickstart_unnamed_vector_with_int_and_uuid_ids_keeps_every_field(tmp_path, kind):
     ids = mixed_ids()
     qdrant_quickstart(tmp_path / "q", ids)
-    b = open_backend("qdrant", path=str(tmp_path / "q"))
-    try:
-        report = migrate(b, opts(tmp_path))
-    finally:
-        b.close()
+    report = migrate_into(kind, tmp_path, "qdrant", tmp_path / "q")
     assert report["verification"]["passed"] and report["target"]["id_type"] == "any"
-    got = qdrant_read(tmp_path / "q", "src_smec")
+    got = read_native(kind, tmp_path, "src_smec")
     assert set(got) == {str(i) for i in ids}
     for i, pid in enumerate(ids):
-        record = got[str(pid)]
-        assert json.dumps(record.payload, sort_keys=True) == json.dumps(payload(i), sort_keys=True)
-        assert isinstance(record.payload["n"], int) and isinstance(record.payload["f"], float)
-        assert set(record.vector) == {"full", "d12"}
+        stored, vectors_ = got[str(pid)]
+        assert same_payload(stored, payload(i))
+        assert isinstance(stored["n"], int) and isinstance(stored["f"], float)
+        assert set(vectors_) == {"full", "d12"}
 
 
-def test_qdrant_named_and_sparse_vectors_are_carried_unchanged(tmp_path):
+@pytest.mark.parametrize("kind", ["qdrant-local", "qdrant-edge", "milvus-lite"])
+def test_qdrant_named_and_sparse_vectors_are_carried_unchanged(tmp_path, kind):
     qdrant_quickstart(tmp_path / "q", list(range(N)), named=True, sparse=True)
-    b = open_backend("qdrant", path=str(tmp_path / "q"))
-    try:
-        report = migrate(b, opts(tmp_path, vector="text"))
-    finally:
-        b.close()
+    report = migrate_into(kind, tmp_path, "qdrant", tmp_path / "q", vector="text")
     assert report["verification"]["passed"]
-    got = qdrant_read(tmp_path / "q", "src_smec")
+    got = read_native(kind, tmp_path, "src_smec")
     for i in range(N):
-        v = got[str(i)].vector
+        stored, v = got[str(i)]
+        assert same_payload(stored, payload(i))
         assert v["image"] == [float(i % 5)] * 6
-        assert list(v["bm25"].indices) == sorted([i % 7, 100 + i])
+        assert {int(k): val for k, val in v["bm25"].items()} == {i % 7: 0.5, 100 + i: 0.25}
         assert set(v) == {"full", "d12", "image", "bm25"}
 
 
@@ -195,7 +242,17 @@ def milvus_rows(path: Path, name: str, key: str) -> dict:
         client.close()
 
 
-def test_milvus_quick_setup_dynamic_fields_are_kept(tmp_path):
+@pytest.mark.parametrize("kind", ["milvus-lite", "qdrant-edge", "qdrant-local"])
+def test_milvus_quick_setup_dynamic_fields_are_kept(tmp_path, kind):
+    milvus_quick_setup(tmp_path / "m.db")
+    assert migrate_into(kind, tmp_path, "milvus", tmp_path / "m.db")["verification"]["passed"]
+    got = read_native(kind, tmp_path, "src_smec")
+    assert len(got) == N
+    for i in range(N):
+        assert same_payload(got[str(i)][0], payload(i))
+
+
+def test_milvus_quick_setup_migrated_in_place(tmp_path):
     milvus_quick_setup(tmp_path / "m.db")
     b = open_backend("milvus", path=str(tmp_path / "m.db"))
     try:
@@ -203,9 +260,7 @@ def test_milvus_quick_setup_dynamic_fields_are_kept(tmp_path):
     finally:
         b.close()
     got = milvus_rows(tmp_path / "m.db", "src_smec", "id")
-    assert len(got) == N
-    for i in range(N):
-        assert json.dumps(got[i]["payload"], sort_keys=True) == json.dumps(payload(i), sort_keys=True)
+    assert len(got) == N and all(same_payload(got[i]["payload"], payload(i)) for i in range(N))
 
 
 def test_milvus_doc_id_key_several_vectors_sparse_and_partitions_into_qdrant_edge(tmp_path):
