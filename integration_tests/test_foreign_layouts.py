@@ -514,3 +514,24 @@ def test_verification_error_carries_what_differs(tmp_path):
             migrate(b, opts(tmp_path, dims=(1,), min_recall=1.0, keep_full=False))
     finally:
         b.close()
+
+
+def test_writes_to_the_source_during_a_run_are_caught_then_resynced(tmp_path):
+    """A point changed behind the copy cursor fails the final verification (naming it); one changed ahead
+    of the cursor is copied in its new state; the next run re-syncs and passes."""
+    from smec_vdb.migrate import MigrationInterrupted
+
+    b = edge_source(tmp_path)
+    try:
+        calls = iter(range(10**6))
+        with pytest.raises(MigrationInterrupted):  # stops after the first batch of 100 (ids 0..99)
+            migrate(b, opts(tmp_path, batch_size=100), should_stop=lambda: next(calls) >= 1)
+        b.upsert("src", Batch([5, 300], {"emb": vectors(seed=9)[:2]}, [{"during": 1}, {"during": 2}]))
+        with pytest.raises(VerificationError, match=r"first ids \[5\]") as failed:
+            migrate(b, opts(tmp_path, batch_size=100))
+        assert "run the same migrate command again" in str(failed.value)
+        assert b.retrieve("src_smec", [300], with_vectors=False)[0].payload == {"during": 2}
+        report = migrate(b, opts(tmp_path, batch_size=100))
+        assert report["verification"]["passed"] and report["resync"]["rewritten"] == 1
+    finally:
+        b.close()
