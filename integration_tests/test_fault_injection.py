@@ -107,7 +107,7 @@ def migrate_args(store: EmbeddedStore, batch: int, compressor: Path | None) -> l
     how = ["--compressor", str(compressor)] if compressor else ["--dims", ",".join(map(str, DIMS)), "--epochs", "2",
                                                                    "--train-sample", "600"]
     return ["migrate", "--collection", SOURCE, *how, "--batch-size", str(batch), "--verify-queries", "20",
-            "--min-recall", "0.3", "--swap-alias", ALIAS, *store.cli_args]
+            "--swap-alias", ALIAS, *store.cli_args]
 
 
 def assert_consistent_after_kill(store: EmbeddedStore, compressor: Path | None) -> None:
