@@ -306,10 +306,15 @@ def test_mixed_ids_into_milvus_are_refused_before_anything_is_written(tmp_path):
 
 
 # -- verification that can fail, re-sync ------------------------------------------------------------
+def plain_payload(i: int) -> dict:
+    return {"n": i, "f": float(i), "nested": {"a": [i, None]}}
+
+
 def edge_source(tmp_path: Path):
+    """A smec-vdb-made source with plain payloads, so each test below fails only for the bug it targets."""
     b = open_backend("qdrant-edge", path=str(tmp_path / "edge"))
     b.create_collection("src", CollectionSchema((Resolution("emb", WIDTH),)))
-    b.upsert("src", Batch(list(range(N)), {"emb": vectors()}, [payload(i) for i in range(N)]))
+    b.upsert("src", Batch(list(range(N)), {"emb": vectors()}, [plain_payload(i) for i in range(N)]))
     return b
 
 
@@ -318,7 +323,7 @@ def test_source_changes_after_a_run_are_found_and_resynced(tmp_path):
     try:
         migrate(b, opts(tmp_path))
         x = vectors(seed=5)
-        b.upsert("src", Batch([3, 7], {"emb": x[:2]}, [{"changed": 1}, payload(7)]))  # 3: payload+vector, 7: vector
+        b.upsert("src", Batch([3, 7], {"emb": x[:2]}, [{"changed": 1}, plain_payload(7)]))  # 3: payload+vector, 7: vector
         b.upsert("src", Batch([N + 1], {"emb": x[2:3]}, [{"new": True}]))
         b.delete("src", [11])
         check = migrate(b, opts(tmp_path, check=True))

@@ -4,11 +4,10 @@
 - :mod:`~smec_vdb.migrate.plan`: read the source's layout, survey it, refuse before writing, train;
 - :mod:`~smec_vdb.migrate.copy`: stream, encode, upsert, checkpoint;
 - :mod:`~smec_vdb.migrate.verify`: compare every point, recall@10 with a bounded candidate budget;
-- :mod:`~smec_vdb.migrate.dry_run`: the plan without writing;
+- :mod:`~smec_vdb.migrate.simulate`: the dry run, the plan without writing;
 - :mod:`~smec_vdb.migrate.run`: :func:`migrate`, which runs, resumes, re-syncs or checks.
 """
 
-from smec_vdb.migrate.dry_run import dry_run
 from smec_vdb.migrate.options import (
     CHECKPOINT_KEY,
     COMPLETE_KEY,
@@ -19,9 +18,9 @@ from smec_vdb.migrate.options import (
 )
 from smec_vdb.migrate.plan import choose_schedule, inspect_source
 from smec_vdb.migrate.run import migrate
-from smec_vdb.migrate.verify import verify
+from smec_vdb.migrate.simulate import dry_run
 
 __all__ = [
     "CHECKPOINT_KEY", "COMPLETE_KEY", "DEFAULT_COMPRESSOR_STORE", "MigrationEvent", "MigrationInterrupted",
-    "MigrationOptions", "choose_schedule", "dry_run", "inspect_source", "migrate", "verify",
+    "MigrationOptions", "choose_schedule", "dry_run", "inspect_source", "migrate",
 ]
