@@ -94,10 +94,12 @@ def _read_json(path: Path, default: Any) -> Any:
 
 
 def _made_by_us(directory: Path) -> bool:
-    """Whether ``directory`` is (or was half-way to becoming) a collection this adapter created."""
-    return (directory / _MARKER_FILE).is_file() or (directory / _SCHEMA_FILE).is_file() or (
-        directory.is_dir() and not any(directory.iterdir())
-    )
+    """Whether ``directory`` is (or was half-way to becoming) a collection this adapter created: it has
+    the marker or a schema, or holds nothing but what a create killed early leaves (an empty folder, a
+    ``shard`` folder: what versions before the marker left)."""
+    if (directory / _MARKER_FILE).is_file() or (directory / _SCHEMA_FILE).is_file():
+        return True
+    return directory.is_dir() and {p.name for p in directory.iterdir()} <= {_SHARD_DIR}
 
 
 class QdrantEdgeBackend:

@@ -34,7 +34,7 @@ def vectors(n: int = N, width: int = WIDTH, seed: int = 0) -> np.ndarray:
 
 def payload(i: int) -> dict:
     """Awkward payloads: int vs float, nested, null, and keys smec-vdb used to treat as its own."""
-    return {"n": i, "f": float(i), "nested": {"a": [i, None, {"b": "x"}]}, "none": None,
+    return {"n": i, "f": float(i), "third": i / 3, "nested": {"a": [i, None, {"b": "x"}]}, "none": None,
             "_smec_id": f"user-{i}", "_smec_note": i % 3}
 
 
@@ -137,7 +137,10 @@ def migrate_into(kind: str, tmp_path: Path, source_engine: str, source_path: Pat
 
 
 def same_payload(a: dict, b: dict) -> bool:
-    return json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)
+    """Equal, types included; floats within 2 ulp (qdrant-edge-py 0.9 rounds some doubles when storing)."""
+    from smec_vdb.migrate.verify import same_content
+
+    return same_content(a, b)
 
 
 @pytest.mark.parametrize("kind", ["qdrant-edge", "qdrant-local"])

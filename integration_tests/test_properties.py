@@ -38,6 +38,7 @@ from smec_vdb.backend import Batch, CollectionSchema, Resolution
 from smec_vdb.collection import SmecCollection
 from smec_vdb.compress.artifact import load as load_compressor
 from smec_vdb.migrate import MigrationInterrupted, MigrationOptions, migrate
+from smec_vdb.migrate.verify import same_content as same_json  # floats within 2 ulp: qdrant-edge-py 0.9 rounds some doubles
 
 WIDTH = 16
 ENGINES = ["qdrant-edge", "milvus-lite"]
@@ -67,18 +68,6 @@ mixed_ids = st.lists(st.one_of(st.integers(0, 2**62), st.uuids().map(str)), min_
 int_ids = st.lists(st.integers(0, 2**62), min_size=1, max_size=40, unique=True)
 str_ids = st.lists(st.text(min_size=1, max_size=16).filter(lambda s: "\x00" not in s), min_size=1, max_size=40,
                    unique=True)
-
-
-def same_json(a, b) -> bool:
-    """Equal JSON, floats within 2 ulp: qdrant-edge-py 0.9.0 rounds about 1 in 6 doubles by 1 ulp on the
-    first write (e.g. 9.284549556770589e+26 is read back as 9.284549556770588e+26; stable afterwards)."""
-    if isinstance(a, float) and isinstance(b, float):
-        return a == b or abs(a - b) <= 2 * np.spacing(max(abs(a), abs(b)))
-    if isinstance(a, dict) and isinstance(b, dict):
-        return a.keys() == b.keys() and all(same_json(a[k], b[k]) for k in a)
-    if isinstance(a, list) and isinstance(b, list):
-        return len(a) == len(b) and all(same_json(x, y) for x, y in zip(a, b))
-    return type(a) is type(b) and a == b
 
 
 @pytest.mark.parametrize("engine", ENGINES)

@@ -142,8 +142,6 @@ def survey(backend: Backend, info: SourceInfo, n: int, seed: int, batch: int,
             found.seen += 1
         if progress:
             progress(MigrationEvent("survey", found.seen, info.count))
-    if filled < 2:
-        raise MigrationError(f"source {info.name!r} has fewer than 2 usable vectors to train on")
     found.sample = reservoir[:filled]
     return found
 
@@ -235,6 +233,8 @@ def planned_resolutions(opts: MigrationOptions, info: SourceInfo, reused: Compre
 def check_compressor_output(comp: Compressor, probe: np.ndarray, dims: Sequence[int]) -> None:
     """Refuse a degenerate compressor at load: non-finite, all-zero or identical encodings of distinct inputs."""
     probe = probe[: min(len(probe), 256)]
+    if not len(probe):
+        return
     for d in dims:
         z = comp.encode(probe, d)
         if not np.isfinite(z).all():
@@ -256,6 +256,8 @@ def reused_compressor(opts: MigrationOptions, recorded_path: str | None) -> tupl
 
 def train_compressor(sample: np.ndarray, dims: Sequence[int], opts: MigrationOptions,
                      progress: ProgressCallback | None) -> Compressor:
+    if len(sample) < 2:
+        raise MigrationError(f"source {opts.source!r} has fewer than 2 usable vectors to train on")
     from smec_vdb.train import train
     from smec_vdb.train.config import TrainConfig
 
