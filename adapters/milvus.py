@@ -371,6 +371,9 @@ class MilvusBackend:
     def check_schema(self, schema: CollectionSchema) -> None:
         self._check_layout("", schema)
 
+    def check_points(self, schema: CollectionSchema, batch: Batch) -> None:
+        _check_id_range(schema, check_batch(schema, batch).ids)
+
     def schema(self, collection: str) -> CollectionSchema:
         return self._layout(collection).schema
 
@@ -398,10 +401,7 @@ class MilvusBackend:
         layout = self._layout(collection)
         layout.writable(self.target, collection)
         checked = check_batch(layout.schema, batch)
-        if layout.schema.id_type == "int":
-            too_big = next((i for i in checked.ids if i > INT64_MAX), None)
-            if too_big is not None:
-                raise DataError(f"Milvus ids are signed 64-bit integers, found {too_big}")
+        _check_id_range(layout.schema, checked.ids)
         names = layout.vector_names
         columns = list(layout.columns.items())
         row_bytes = 4 * sum(r.dim for r in layout.schema.resolutions)
@@ -718,6 +718,13 @@ class MilvusBackend:
             self._client.create_collection(meta, schema=fields, consistency_level="Strong")
             self._index_and_load(meta, index_params)
         self._loaded.add(meta)
+
+
+def _check_id_range(schema: CollectionSchema, ids: Sequence[PointId]) -> None:
+    if schema.id_type == "int":
+        too_big = next((i for i in ids if isinstance(i, int) and i > INT64_MAX), None)
+        if too_big is not None:
+            raise DataError(f"Milvus ids are signed 64-bit integers, found {too_big}")
 
 
 def _schema_extras(schema: CollectionSchema) -> dict[str, Any]:

@@ -27,6 +27,7 @@ from smec_vdb.adapters.qdrant_common import (
     SMEC_ID_KEY,
     build_filter,
     check_creatable,
+    check_points,
     cursor_id,
     decode_id,
     encode_id,
@@ -111,6 +112,9 @@ class QdrantBackend:
 
     def check_schema(self, schema: CollectionSchema) -> None:
         check_creatable(schema, self._engine)
+
+    def check_points(self, schema: CollectionSchema, batch: Batch) -> None:
+        check_points(schema, batch)
 
     def schema(self, collection: str) -> CollectionSchema:
         if collection not in self._schemas:

@@ -15,7 +15,8 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from smec_vdb.backend import UNNAMED, CollectionSchema, IndexParams, PointId, Resolution, SparseVector
+from smec_vdb.adapters.validation import check_batch
+from smec_vdb.backend import UNNAMED, Batch, CollectionSchema, IndexParams, PointId, Resolution, SparseVector
 from smec_vdb.errors import ConfigError, DataError
 
 SMEC_ID_KEY = "_smec_id"
@@ -85,6 +86,13 @@ def split_vectors(raw: Any) -> tuple[dict[str, np.ndarray], dict[str, SparseVect
         else:
             dense[name] = np.asarray(v, dtype=np.float32)
     return dense, sparse
+
+
+def check_points(schema: CollectionSchema, batch: Batch) -> None:
+    """What upserting ``batch`` would refuse (ids, widths, values, a payload key that clashes with the id map)."""
+    checked = check_batch(schema, batch)
+    for point_id, payload in zip(checked.ids, checked.payloads):
+        stored_payload(payload, point_id, encode_id(point_id)[1])
 
 
 def check_creatable(schema: CollectionSchema, engine: str) -> None:

@@ -41,6 +41,7 @@ from smec_vdb.adapters.qdrant_common import (
     SMEC_ID_KEY,
     build_filter,
     check_creatable,
+    check_points,
     cursor_id,
     decode_id,
     encode_id,
@@ -210,6 +211,9 @@ class QdrantEdgeBackend:
 
     def check_schema(self, schema: CollectionSchema) -> None:
         check_creatable(schema, self._engine)
+
+    def check_points(self, schema: CollectionSchema, batch: Batch) -> None:
+        check_points(schema, batch)
 
     def schema(self, collection: str) -> CollectionSchema:
         name = self._resolve(collection)

@@ -543,3 +543,38 @@ def test_writes_to_the_source_during_a_run_are_caught_then_resynced(tmp_path):
         assert report["verification"]["passed"] and report["resync"]["rewritten"] == 1
     finally:
         b.close()
+
+
+def test_points_a_target_cannot_hold_are_refused_before_training(tmp_path):
+    """Ids above Milvus's signed 64-bit range, and a ``_smec_id`` payload key on a string id bound for
+    Qdrant, are found by the survey and refused before anything is trained or written."""
+    from qdrant_client import QdrantClient, models
+    from pymilvus import DataType, MilvusClient
+
+    from smec_vdb.errors import DataError
+
+    client = QdrantClient(path=str(tmp_path / "q"))
+    client.create_collection("src", vectors_config=models.VectorParams(size=WIDTH, distance=models.Distance.COSINE))
+    client.upsert("src", [models.PointStruct(id=i if i else 2**63 + 5, vector=row.tolist(), payload={})
+                          for i, row in enumerate(vectors(20))])
+    client.close()
+    milvus = MilvusClient(str(tmp_path / "m.db"))
+    schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=True)
+    schema.add_field("doc_id", DataType.VARCHAR, is_primary=True, max_length=64)
+    schema.add_field("dense", DataType.FLOAT_VECTOR, dim=WIDTH)
+    index = milvus.prepare_index_params()
+    index.add_index("dense", index_type="FLAT", metric_type="COSINE")
+    milvus.create_collection("src", schema=schema, index_params=index)
+    milvus.insert("src", [{"doc_id": f"d{i}", "dense": row.tolist(), **({"_smec_id": "x"} if i == 7 else {})}
+                          for i, row in enumerate(vectors(20))])
+    milvus.close()
+    for source_args, target_kind, match in ((("qdrant", tmp_path / "q"), "milvus-lite", "64-bit"),
+                                            (("milvus", tmp_path / "m.db"), "qdrant-edge", "_smec_id")):
+        with pytest.raises(DataError, match=match):
+            migrate_into(target_kind, tmp_path, *source_args)
+        target = open_target(target_kind, tmp_path)
+        try:
+            assert not target.exists("src_smec")
+        finally:
+            target.close()
+        assert not (tmp_path / "compressors").exists()

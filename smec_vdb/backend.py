@@ -170,6 +170,8 @@ class Backend(Protocol):
         """Create it; CollectionExistsError if it exists (whatever its schema)."""
     def check_schema(self, schema: CollectionSchema) -> None:
         """ConfigError if this engine cannot hold ``schema`` (checked before anything is trained or written)."""
+    def check_points(self, schema: CollectionSchema, batch: Batch) -> None:
+        """Raise what :meth:`upsert` of ``batch`` into a collection of ``schema`` would raise, writing nothing."""
     def schema(self, collection: str) -> CollectionSchema:
         """The collection's schema as stored by the engine; CollectionNotFoundError if absent."""
     def drop(self, collection: str) -> None:

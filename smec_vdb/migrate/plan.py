@@ -19,7 +19,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from smec_vdb.backend import Backend, CollectionSchema, Point, Resolution, iterate_points
+from smec_vdb.backend import Backend, Batch, CollectionSchema, Point, Resolution, iterate_points
 from smec_vdb.collection import FULL, plan_resolutions
 from smec_vdb.compress.artifact import load as load_compressor
 from smec_vdb.compress.base import Compressor
@@ -104,7 +104,22 @@ class Survey:
     id_kinds: set[str] = field(default_factory=set)  # "int", "uuid", "str"
     non_unit: tuple[Any, float] | None = None  # first (id, norm) of a usable vector not of unit length
     missing_vector: tuple[Any, str] | None = None  # first (id, vector) lacking a carried dense vector
+    #: the points a target is likeliest to refuse (largest integer id, first payload with a ``_smec*`` key),
+    #: checked against the target before anything is trained or written
+    probe: dict[str, Point] = field(default_factory=dict)
     seen: int = 0
+
+    def note_probe(self, p: Point) -> None:
+        if isinstance(p.id, int) and p.id > getattr(self.probe.get("largest id"), "id", -1):
+            self.probe["largest id"] = p
+        if "reserved key" not in self.probe and any(k.startswith("_smec") for k in p.payload):
+            self.probe["reserved key"] = p
+
+    def probe_batch(self, schema: CollectionSchema) -> Batch:
+        points = list({id(p): p for p in self.probe.values()}.values())
+        return Batch(ids=[p.id for p in points],
+                     vectors={r.name: np.ones((len(points), r.dim), dtype=np.float32) for r in schema.resolutions},
+                     payloads=[p.payload for p in points])
 
 
 def survey(backend: Backend, info: SourceInfo, n: int, seed: int, batch: int,
@@ -119,6 +134,7 @@ def survey(backend: Backend, info: SourceInfo, n: int, seed: int, batch: int,
     for points, _ in iterate_points(backend, info.name, batch_size=batch, with_vectors=[info.vector, *carried]):
         for p in points:
             found.id_kinds.add("int" if isinstance(p.id, int) else "uuid" if _is_uuid(p.id) else "str")
+            found.note_probe(p)
             if found.missing_vector is None:
                 lacking = next((c for c in carried if c not in p.vectors), None)
                 if lacking is not None:

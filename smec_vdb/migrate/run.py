@@ -125,7 +125,9 @@ def migrate(
     found = survey(source, info, opts.train_sample, opts.seed, opts.batch_size, progress)
     timer.add("survey", t0)
     schema = target_schema(info, found, resolutions, opts)
-    target.check_schema(schema)  # every refusal above and here comes before training or writing
+    # every refusal above and here comes before training or writing
+    target.check_schema(schema)
+    target.check_points(schema, found.probe_batch(schema))
 
     t0 = time.perf_counter()
     if reused is not None:

@@ -67,6 +67,7 @@ def dry_run(backend: Backend, opts: MigrationOptions, *, target_backend: Backend
     found = survey(backend, info, opts.train_sample, opts.seed, opts.batch_size, progress)
     schema = target_schema(info, found, resolutions, opts)
     target.check_schema(schema)
+    target.check_points(schema, found.probe_batch(schema))
     if reused:
         comp = reused[0]
         if comp.input_dim != info.width:
