@@ -59,7 +59,7 @@ def plan_resolutions(compressor: Compressor, dims: Sequence[int] | None, keep_fu
         compressor.check_dim(d)
     widths = sorted({*chosen, *([compressor.input_dim] if keep_full else [])}, reverse=True)
     if not widths:
-        raise ConfigError("nothing to store: no compressed dims and --drop-full")
+        raise ConfigError("nothing to store: no compressed dims and keep_full is False")
     return tuple(Resolution(resolution_name(w, compressor.input_dim), w) for w in widths)
 
 
@@ -186,7 +186,7 @@ class SmecCollection:
             record = backend.get_metadata(name, COMPRESSOR_KEY) if backend.exists(name) else None
             if record is None:
                 backend.schema(name)  # raises CollectionNotFoundError when absent
-                raise CompressorMismatchError(f"collection {name!r} has no compressor record: pass --compressor")
+                raise CompressorMismatchError(f"collection {name!r} has no compressor record: pass its compressor")
             if not record.get("path"):
                 raise CompressorMismatchError(f"collection {name!r} does not record where its compressor is: pass it")
             compressor = record["path"]
