@@ -288,6 +288,44 @@ def train_compressor(sample: np.ndarray, dims: Sequence[int], opts: MigrationOpt
 
 
 @dataclass
+class Plan:
+    """A migration planned and checked against its target: nothing trained or written yet."""
+
+    info: SourceInfo
+    found: Survey
+    schema: CollectionSchema
+    resolutions: tuple[Resolution, ...]
+    reused: tuple[Compressor, Path] | None
+
+
+def make_plan(source: Backend, target: Backend, info: SourceInfo, opts: MigrationOptions, recorded_path: str | None,
+              progress: ProgressCallback | None) -> Plan:
+    """Survey the source and refuse, before training or writing, whatever the target could not keep."""
+    reused = reused_compressor(opts, recorded_path)
+    resolutions = planned_resolutions(opts, info, reused[0] if reused else None)
+    found = survey(source, info, opts.train_sample, opts.seed, opts.batch_size, progress)
+    schema = target_schema(info, found, resolutions, opts)
+    target.check_schema(schema)
+    target.check_points(schema, found.probe_batch(schema))
+    return Plan(info, found, schema, resolutions, reused)
+
+
+def obtain_compressor(plan: Plan, opts: MigrationOptions, progress: ProgressCallback | None) -> Compressor:
+    """The reused compressor, or one trained on the survey's sample; refused if it does not fit the source
+    or encodes degenerately."""
+    info = plan.info
+    if plan.reused is not None:
+        comp = plan.reused[0]
+    else:
+        comp = train_compressor(plan.found.sample, schedule(opts, info.width) or (), opts, progress)
+    if comp.input_dim != info.width:
+        raise ConfigError(f"compressor takes {comp.input_dim}-d vectors but source vector "
+                          f"{info.vector or '(unnamed)'!r} is {info.width}-d")
+    check_compressor_output(comp, plan.found.sample, [r.dim for r in plan.resolutions if r.dim != info.width])
+    return comp
+
+
+@dataclass
 class Timer:
     seconds: dict[str, float] = field(default_factory=dict)
 

@@ -33,20 +33,7 @@ from smec_vdb.collection import COMPRESSOR_KEY, FULL, SmecCollection
 from smec_vdb.errors import CollectionExistsError, ConfigError, MigrationError, VerificationError
 from smec_vdb.migrate.copy import copy, refuse_bad, write_points
 from smec_vdb.migrate.options import CHECKPOINT_KEY, COMPLETE_KEY, MigrationOptions, ProgressCallback, StopCheck
-from smec_vdb.migrate.plan import (
-    SourceInfo,
-    Timer,
-    bad_vector_rows,
-    check_compressor_output,
-    inspect_source,
-    planned_resolutions,
-    reused_compressor,
-    schedule,
-    stored_dims,
-    survey,
-    target_schema,
-    train_compressor,
-)
+from smec_vdb.migrate.plan import SourceInfo, Timer, bad_vector_rows, inspect_source, make_plan, obtain_compressor, stored_dims
 from smec_vdb.migrate.verify import diff, verify
 
 
@@ -119,29 +106,19 @@ def migrate(
 
     recorded = (checkpoint or {}).get("compressor_path") if state == "resume" else (
         (target.get_metadata(name, COMPRESSOR_KEY) or {}).get("path") if state == "complete" else None)
-    reused = reused_compressor(opts, recorded)
-    resolutions = planned_resolutions(opts, info, reused[0] if reused else None)
     t0 = time.perf_counter()
-    found = survey(source, info, opts.train_sample, opts.seed, opts.batch_size, progress)
+    planned = make_plan(source, target, info, opts, recorded, progress)  # every refusal comes here
     timer.add("survey", t0)
-    schema = target_schema(info, found, resolutions, opts)
-    # every refusal above and here comes before training or writing
-    target.check_schema(schema)
-    target.check_points(schema, found.probe_batch(schema))
-
     t0 = time.perf_counter()
-    if reused is not None:
-        comp, comp_path = reused
+    comp = obtain_compressor(planned, opts, progress)
+    if planned.reused is not None:
+        comp_path = planned.reused[1]
     else:
-        comp = train_compressor(found.sample, schedule(opts, info.width) or (), opts, progress)
         comp_path = Path(opts.compressor_store) / f"{name}-{plan}"
         comp.save(comp_path)
     timer.add("train", t0)
-    if comp.input_dim != info.width:
-        raise ConfigError(f"compressor takes {comp.input_dim}-d vectors but source vector "
-                          f"{info.vector or '(unnamed)'!r} is {info.width}-d")
-    check_compressor_output(comp, found.sample, [r.dim for r in resolutions if r.name != FULL])
     comp_path = comp_path.resolve()
+    schema, reused = planned.schema, planned.reused
 
     resync: dict[str, Any] | None = None
     written = 0

@@ -13,19 +13,9 @@ import numpy as np
 from smec_vdb.backend import Backend
 from smec_vdb.collection import default_candidates, plan_resolutions, stage_limits
 from smec_vdb.compress.base import Compressor
-from smec_vdb.errors import ConfigError, MigrationError
+from smec_vdb.errors import MigrationError
 from smec_vdb.migrate.options import MigrationOptions, ProgressCallback
-from smec_vdb.migrate.plan import (
-    check_compressor_output,
-    inspect_source,
-    planned_resolutions,
-    reused_compressor,
-    schedule,
-    stored_dims,
-    survey,
-    target_schema,
-    train_compressor,
-)
+from smec_vdb.migrate.plan import inspect_source, make_plan, obtain_compressor, stored_dims
 
 DRY_RUN_QUERIES = 100
 
@@ -62,19 +52,9 @@ def dry_run(backend: Backend, opts: MigrationOptions, *, target_backend: Backend
     info = inspect_source(backend, opts.source, opts.vector)
     if info.count == 0:
         raise MigrationError(f"source {opts.source!r} is empty: nothing to migrate")
-    reused = reused_compressor(opts, None)
-    resolutions = planned_resolutions(opts, info, reused[0] if reused else None)
-    found = survey(backend, info, opts.train_sample, opts.seed, opts.batch_size, progress)
-    schema = target_schema(info, found, resolutions, opts)
-    target.check_schema(schema)
-    target.check_points(schema, found.probe_batch(schema))
-    if reused:
-        comp = reused[0]
-        if comp.input_dim != info.width:
-            raise ConfigError(f"compressor takes {comp.input_dim}-d vectors, source vector is {info.width}-d")
-    else:
-        comp = train_compressor(found.sample, schedule(opts, info.width) or (), opts, progress)
-    check_compressor_output(comp, found.sample, [r.dim for r in resolutions if r.dim != info.width])
+    planned = make_plan(backend, target, info, opts, None, progress)
+    comp = obtain_compressor(planned, opts, progress)
+    schema, found = planned.schema, planned.found
     resolutions = plan_resolutions(comp, stored_dims(opts, comp.dims), opts.keep_full)
     return {
         "dry_run": True,
