@@ -76,12 +76,22 @@ def drift_qdrant(path: Path, x: np.ndarray, named: bool) -> None:
         client.set_payload("scifact", payload={"n": -i}, points=[pid(i)])
     new = rng.normal(size=(DRIFT["vector"] + DRIFT["added"], x.shape[1])).astype(np.float32)
     n = len(x)
-    ids = [pid(100 + i) for i in range(DRIFT["vector"])] + [pid(n + i) for i in range(DRIFT["added"])]
+    changed, added = new[:DRIFT["vector"]], new[DRIFT["vector"]:]
+    client.update_vectors("scifact", points=[models.PointVectors(  # the vector only: payloads stay
+        id=pid(100 + i), vector={"text": v.tolist()} if named else v.tolist()) for i, v in enumerate(changed)])
     client.upsert("scifact", [models.PointStruct(
-        id=j, vector=({"text": v.tolist(), "title": [1.0] * 8} if named else v.tolist()), payload={"new": True})
-        for j, v in zip(ids, new)])
+        id=pid(n + i), vector=({"text": v.tolist(), "title": [1.0] * 8} if named else v.tolist()), payload={"new": True})
+        for i, v in enumerate(added)])
     client.delete("scifact", points_selector=models.PointIdsList(points=[pid(200 + i) for i in range(DRIFT["deleted"])]))
     client.close()
+
+
+def close_milvus(client, path: Path) -> None:
+    """Close and stop Milvus Lite's in-process server, which outlives close() and locks the path."""
+    from milvus_lite.server_manager import server_manager_instance
+
+    client.close()
+    server_manager_instance.release_server(os.path.abspath(path))
 
 
 def build_milvus(path: Path, x: np.ndarray, doc_ids: list[str], doc_key: bool) -> None:
@@ -114,7 +124,7 @@ def build_milvus(path: Path, x: np.ndarray, doc_ids: list[str], doc_key: bool) -
                 for i, (r, d) in enumerate(zip(x, doc_ids))]
         for start in range(0, len(rows), 1024):
             client.insert("scifact", rows[start:start + 1024])
-    client.close()
+    close_milvus(client, path)
 
 
 def drift_milvus(path: Path, x: np.ndarray, doc_ids: list[str], doc_key: bool) -> None:
@@ -137,7 +147,7 @@ def drift_milvus(path: Path, x: np.ndarray, doc_ids: list[str], doc_key: bool) -
                 for i, v in enumerate(new[DRIFT["vector"]:])]
     client.upsert("scifact", changed)
     client.delete("scifact", filter=f"{key} in {json.dumps([pk(200 + i) for i in range(DRIFT['deleted'])])}")
-    client.close()
+    close_milvus(client, path)
 
 
 LAYOUTS = {
@@ -216,8 +226,9 @@ def main() -> None:
         print(name, json.dumps(results[name], indent=1), flush=True)
     RESULTS.mkdir(exist_ok=True)
     out = RESULTS / "migrate_layouts_scifact.json"
+    kept = json.loads(out.read_text())["layouts"] if out.exists() else {}  # a --layouts subset updates its rows
     out.write_text(json.dumps({"note": "2-core machine shared with other jobs: times are upper bounds",
-                               "layouts": results}, indent=2) + "\n")
+                               "layouts": {**kept, **results}}, indent=2) + "\n")
     print(f"saved {out}")
 
 
