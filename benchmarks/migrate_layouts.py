@@ -131,6 +131,7 @@ def drift_milvus(path: Path, x: np.ndarray, doc_ids: list[str], doc_key: bool) -
     from pymilvus import MilvusClient
 
     client = MilvusClient(str(path))
+    client.load_collection("scifact")  # reopened collections start released
     key, vec = ("doc_id", "dense") if doc_key else ("id", "vector")
     pk = (lambda i: f"doc-{doc_ids[i]}" if i < len(doc_ids) else f"doc-new-{i}") if doc_key else (lambda i: i)
     rows = client.query("scifact", filter=f"{key} in {json.dumps([pk(i) for i in range(DRIFT['payload'])])}",

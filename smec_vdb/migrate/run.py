@@ -48,13 +48,16 @@ def _interrupted_creation(backend: Backend, target: str, info: SourceInfo) -> bo
                for r in backend.schema(target).resolutions)
 
 
-def prepare_target(backend: Backend, info: SourceInfo, opts: MigrationOptions, plan: str) -> tuple[str, dict | None]:
-    """How the target stands: ("fresh", None), ("resume", checkpoint) or ("complete", None)."""
+def prepare_target(backend: Backend, info: SourceInfo, opts: MigrationOptions, plan: str
+                   ) -> tuple[str, dict | None, bool]:
+    """How the target stands, without changing it: (state, checkpoint, drop_first) with state
+    "fresh", "resume" or "complete"; ``drop_first``: a fresh run must first drop what is there
+    (``restart``, or a target killed between its creation and its first checkpoint)."""
     target = opts.target_name
-    if opts.restart and backend.exists(target):
-        backend.drop(target)
     if not backend.exists(target):
-        return "fresh", None
+        return "fresh", None, False
+    if opts.restart:
+        return "fresh", None, True
     checkpoint = backend.get_metadata(target, CHECKPOINT_KEY)
     complete = backend.get_metadata(target, COMPLETE_KEY)
     if checkpoint is not None:
@@ -63,17 +66,16 @@ def prepare_target(backend: Backend, info: SourceInfo, opts: MigrationOptions, p
                 f"target {target!r} holds a checkpoint from another run (plan {checkpoint.get('plan')}, "
                 f"this run {plan}): re-run with the same options, or set restart to start over"
             )
-        return "resume", checkpoint
+        return "resume", checkpoint, False
     if complete is not None:
         if complete.get("plan") != plan:
             raise CollectionExistsError(
                 f"target {target!r} exists from another migration (plan {complete.get('plan')}): "
                 f"choose another target or set restart"
             )
-        return "complete", None
+        return "complete", None, False
     if not opts.check and _interrupted_creation(backend, target, info):
-        backend.drop(target)
-        return "fresh", None
+        return "fresh", None, True
     raise CollectionExistsError(
         f"target {target!r} exists and was not created by this migration: choose another target, "
         f"or set restart to replace it"
@@ -99,7 +101,7 @@ def migrate(
         raise MigrationError(f"source {opts.source!r} is empty: nothing to migrate")
     plan = opts.plan_id(info.vector)
     name = opts.target_name
-    state, checkpoint = prepare_target(target, info, opts, plan)
+    state, checkpoint, drop_first = prepare_target(target, info, opts, plan)
     if opts.check and state != "complete":
         raise MigrationError(f"nothing to check: target {name!r} is {'absent' if state == 'fresh' else 'mid-copy'}; "
                              "run without check to migrate")
@@ -109,6 +111,8 @@ def migrate(
     t0 = time.perf_counter()
     planned = make_plan(source, target, info, opts, recorded, progress)  # every refusal comes here
     timer.add("survey", t0)
+    if drop_first:
+        target.drop(name)
     t0 = time.perf_counter()
     comp = obtain_compressor(planned, opts, progress)
     if planned.reused is not None:
