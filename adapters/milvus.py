@@ -71,6 +71,7 @@ from smec_vdb.backend import (
     PointId,
     Resolution,
     SearchStage,
+    SparseVector,
 )
 from smec_vdb.adapters.milvus_layout import field_index
 from smec_vdb.adapters.rerank import Candidates, rescore
@@ -212,9 +213,19 @@ def _score(distance: Distance, raw: float) -> float:
 
 @dataclass(frozen=True)
 class _Layout:
-    """What this adapter needs to know about a collection, read once from the engine."""
+    """What this adapter needs to know about a collection, read once from the engine.
+
+    A collection smec-vdb created keeps its payload in the JSON field ``payload``; a *foreign* one
+    (e.g. made by ``MilvusClient.create_collection(name, dimension=...)``) is read as it is: its
+    primary key ``pk`` under any name, and as payload its scalar fields plus, when dynamic fields
+    are enabled, every dynamic key (``$meta``), at top level as pymilvus returns them.
+    """
 
     schema: CollectionSchema
+    pk: str = ID_FIELD
+    foreign: bool = False
+    scalars: tuple[str, ...] = ()
+    dynamic: bool = False
 
     @property
     def columns(self) -> dict[str, tuple[str, PayloadType]]:
@@ -226,10 +237,32 @@ class _Layout:
 
     def names(self, with_vectors: bool | Sequence[str]) -> list[str]:
         if with_vectors is True:
-            return self.vector_names
+            return self.vector_names + list(self.schema.sparse)
         if with_vectors is False:
             return []
-        return [self.schema.resolution(name).name for name in with_vectors]
+        return [name if name in self.schema.sparse else self.schema.resolution(name).name for name in with_vectors]
+
+    def output_fields(self, with_vectors: bool | Sequence[str]) -> list[str]:
+        """Fields to ask for: the key, the payload's fields, then the vectors wanted."""
+        payload = [*self.scalars, *(["$meta"] if self.dynamic else [])] if self.foreign else [PAYLOAD_FIELD]
+        return [self.pk, *payload, *self.names(with_vectors)]
+
+    def point(self, row: Mapping[str, Any], vector_names: Sequence[str]) -> Point:
+        vectors = set(self.vector_names) | set(self.schema.sparse)
+        if self.foreign:
+            payload = {k: v for k, v in row.items() if k != self.pk and k not in vectors and k != "$meta"}
+        else:
+            payload = dict(row.get(PAYLOAD_FIELD) or {})
+        dense = {n: np.asarray(row[n], dtype=np.float32) for n in vector_names if n not in self.schema.sparse}
+        sparse = {n: SparseVector.of(list(row[n]), list(row[n].values())) for n in vector_names
+                  if n in self.schema.sparse and row.get(n)}
+        return Point(id=row[self.pk], vectors=dense, payload=payload, sparse=sparse)
+
+    def writable(self, target: str, collection: str) -> None:
+        if self.foreign:
+            raise ConfigError(
+                f"{target}: collection {collection!r} was not created by smec-vdb; it is only read (migrate it)"
+            )
 
 
 class MilvusBackend:
@@ -316,6 +349,8 @@ class MilvusBackend:
             fields.add_field(ID_FIELD, DataType.VARCHAR, is_primary=True, max_length=MAX_VARCHAR)
         for r in schema.resolutions:
             fields.add_field(r.name, DataType.FLOAT_VECTOR, dim=r.dim)
+        for name in schema.sparse:
+            fields.add_field(name, DataType.SPARSE_FLOAT_VECTOR)
         fields.add_field(PAYLOAD_FIELD, DataType.JSON)
         column_types = {"keyword": DataType.VARCHAR, "integer": DataType.INT64, "float": DataType.DOUBLE, "bool": DataType.BOOL}
         columns = indexed_columns(schema)
@@ -323,11 +358,13 @@ class MilvusBackend:
             extra = {"max_length": MAX_VARCHAR} if kind == "keyword" else {}
             fields.add_field(column, column_types[kind], nullable=True, **extra)
         index_params = self._client.prepare_index_params()
-        metric = METRICS[schema.distance]
+        for name in schema.sparse:
+            index_params.add_index(name, index_type="SPARSE_INVERTED_INDEX", metric_type="IP")
         placed = placements(schema)  # layout: HNSW / HNSW_SQ / FLAT (+ mmap) per resolution
         for r in schema.resolutions:
             index_type, params = field_index(placed[r.name], schema.index)
-            index_params.add_index(r.name, index_type=index_type, metric_type=metric, params=params)
+            index_params.add_index(r.name, index_type=index_type, metric_type=METRICS[schema.distance_of(r.name)],
+                                   params=params)
         # Milvus Lite filters typed columns fast without an index; a server gets an INVERTED index.
         if self.target == "milvus-server":
             for column, _ in columns.values():
@@ -340,6 +377,12 @@ class MilvusBackend:
             self._index_and_load(collection, index_params)
         self._layouts[collection] = _Layout(schema)
         self._loaded.add(collection)
+
+    def check_schema(self, schema: CollectionSchema) -> None:
+        self._check_layout("", schema)
+
+    def check_points(self, schema: CollectionSchema, batch: Batch) -> None:
+        _check_id_range(schema, check_batch(schema, batch).ids)
 
     def schema(self, collection: str) -> CollectionSchema:
         return self._layout(collection).schema
@@ -366,11 +409,9 @@ class MilvusBackend:
     # -- points -----------------------------------------------------------------------------
     def upsert(self, collection: str, batch: Batch) -> None:
         layout = self._layout(collection)
+        layout.writable(self.target, collection)
         checked = check_batch(layout.schema, batch)
-        if layout.schema.id_type == "int":
-            too_big = next((i for i in checked.ids if isinstance(i, int) and i > INT64_MAX), None)
-            if too_big is not None:
-                raise DataError(f"Milvus ids are signed 64-bit integers, found {too_big}")
+        _check_id_range(layout.schema, checked.ids)
         names = layout.vector_names
         columns = list(layout.columns.items())
         row_bytes = 4 * sum(r.dim for r in layout.schema.resolutions)
@@ -382,10 +423,23 @@ class MilvusBackend:
                 rows = [
                     {ID_FIELD: checked.ids[i], PAYLOAD_FIELD: checked.payloads[i],
                      **{name: vectors[name][i - start] for name in names},
+                     **{name: (entries[i].as_dict() if entries[i] is not None else {})
+                        for name, entries in checked.sparse.items()},
                      **{column: column_value(kind, checked.payloads[i].get(key)) for key, (column, kind) in columns}}
                     for i in range(start, stop)
                 ]
                 self._client.upsert(collection, rows)
+        if self.target == "milvus-lite":
+            self._unflushed.add(collection)
+
+    def delete(self, collection: str, ids: Sequence[PointId]) -> None:
+        layout = self._layout(collection)
+        layout.writable(self.target, collection)
+        wanted = list(dict.fromkeys(check_id(layout.schema, i) for i in ids))
+        with self._engine_errors(f"delete points of {collection!r}", collection):
+            for start in range(0, len(wanted), MAX_QUERY_WINDOW):
+                chunk = ", ".join(literal(i) for i in wanted[start : start + MAX_QUERY_WINDOW])
+                self._client.delete(collection, filter=f"{ID_FIELD} in [{chunk}]")
         if self.target == "milvus-lite":
             self._unflushed.add(collection)
 
@@ -405,12 +459,13 @@ class MilvusBackend:
                 after = check_id(layout.schema, cursor)
             except DataError as e:
                 raise DataError(f"scroll cursor must be the last id seen: {e}") from e
-            expression = f"{ID_FIELD} > {literal(after)}"
-        output = [ID_FIELD, PAYLOAD_FIELD, *layout.names(with_vectors)]
+            expression = f"{layout.pk} > {literal(after)}"
+        names = layout.names(with_vectors)
         self._ready_to_read(collection)
         with self._engine_errors(f"scroll {collection!r}", collection):
-            rows = self._client.query(collection, filter=expression, output_fields=output, limit=limit, iterator="True")
-        points = sorted((self._point(row, output[2:]) for row in rows), key=lambda p: p.id)
+            rows = self._client.query(collection, filter=expression, output_fields=layout.output_fields(with_vectors),
+                                      limit=limit, iterator="True")
+        points = sorted((layout.point(row, names) for row in rows), key=lambda p: p.id)
         next_cursor = points[-1].id if len(points) == limit else None
         return points, next_cursor
 
@@ -421,7 +476,7 @@ class MilvusBackend:
         wanted = [check_id(layout.schema, i) for i in ids]
         if not wanted:
             return []
-        output = [ID_FIELD, PAYLOAD_FIELD, *layout.names(with_vectors)]
+        output, names = layout.output_fields(with_vectors), layout.names(with_vectors)
         unique = list(dict.fromkeys(wanted))
         found: dict[PointId, Point] = {}
         self._ready_to_read(collection)
@@ -430,8 +485,8 @@ class MilvusBackend:
                 # Our own ``id in [...]`` with escaped literals: pymilvus's get() quotes strings in a
                 # way Milvus Lite cannot parse (e.g. a backslash in an id).
                 chunk = ", ".join(literal(i) for i in unique[start : start + MAX_QUERY_WINDOW])
-                for row in self._client.query(collection, filter=f"{ID_FIELD} in [{chunk}]", output_fields=output):
-                    point = self._point(row, output[2:])
+                for row in self._client.query(collection, filter=f"{layout.pk} in [{chunk}]", output_fields=output):
+                    point = layout.point(row, names)
                     found[point.id] = point
         return [found[i] for i in wanted if i in found]
 
@@ -514,7 +569,7 @@ class MilvusBackend:
             raise ConfigError(f"metadata key is longer than {MAX_VARCHAR} bytes")
         if not self.exists(collection):
             raise CollectionNotFoundError(f"{self.target}: collection {collection!r} does not exist")
-        meta = collection + META_SUFFIX
+        meta = self._collection_of(collection) + META_SUFFIX
         if value is None and not self.exists(meta):
             return
         self._ensure_meta(meta)
@@ -526,7 +581,7 @@ class MilvusBackend:
 
     def get_metadata(self, collection: str, key: str) -> dict[str, Any] | None:
         key = check_metadata_key(key)
-        meta = collection + META_SUFFIX
+        meta = self._collection_of(collection) + META_SUFFIX
         if not self.exists(meta):
             if not self.exists(collection):
                 raise CollectionNotFoundError(f"{self.target}: collection {collection!r} does not exist")
@@ -547,6 +602,10 @@ class MilvusBackend:
                 self._client.alter_alias(collection, alias)
         self._layouts.pop(alias, None)
         self._loaded.discard(alias)
+
+    def _collection_of(self, name: str) -> str:
+        """The collection ``name`` designates: an alias's target, else ``name`` itself (metadata follows aliases)."""
+        return self.resolve_alias(name) or name
 
     def resolve_alias(self, alias: str) -> str | None:
         with self._engine_errors(f"resolve alias {alias!r}"):
@@ -596,18 +655,26 @@ class MilvusBackend:
     def _check_layout(self, collection: str, schema: CollectionSchema) -> None:
         if collection.endswith(META_SUFFIX):
             raise ConfigError(f"collection names ending in {META_SUFFIX!r} are reserved, found {collection!r}")
-        if len(schema.resolutions) > self.max_vector_fields:
+        if schema.id_type == "any":
+            raise ConfigError(
+                f"{self.target}: a Milvus primary key has one type (INT64 or VARCHAR), but the schema asks for "
+                "integer and string ids in one collection"
+            )
+        if len(schema.resolutions) + len(schema.sparse) > self.max_vector_fields:
             raise ConfigError(
                 f"Milvus allows {self.max_vector_fields} vector fields per collection by default "
                 f"(proxy.maxVectorFieldNum), the schema has {len(schema.resolutions)} resolutions; store fewer "
                 "resolutions, or raise proxy.maxVectorFieldNum in the server's milvus.yaml and pass "
                 "MilvusBackend(..., max_vector_fields=N)"
             )
-        for r in schema.resolutions:
-            if r.name in (ID_FIELD, PAYLOAD_FIELD) or r.name[0].isdigit() or r.name.startswith(PAYLOAD_FIELD + "_"):
+        if any(r.distance == "manhattan" for r in schema.resolutions) or schema.distance == "manhattan":
+            raise ConfigError(f"{self.target}: Milvus has no Manhattan (L1) metric for dense vectors")
+        for name in [*(r.name for r in schema.resolutions), *schema.sparse]:
+            if (not IDENTIFIER.fullmatch(name) or name in (ID_FIELD, PAYLOAD_FIELD)
+                    or name.startswith(PAYLOAD_FIELD + "_")):
                 raise ConfigError(
                     f"Milvus vector field names must start with a letter or '_', differ from {ID_FIELD!r} and "
-                    f"not start with {PAYLOAD_FIELD!r} (reserved for payload columns), found {r.name!r}"
+                    f"not start with {PAYLOAD_FIELD!r} (reserved for payload columns), found {name!r}"
                 )
 
     def _layout(self, collection: str) -> _Layout:
@@ -617,9 +684,11 @@ class MilvusBackend:
                 if not self._client.has_collection(collection):
                     raise CollectionNotFoundError(f"{self.target}: collection {collection!r} does not exist")
                 described = self._client.describe_collection(collection)
-                vector_fields = [f for f in described["fields"] if f["type"] == _pymilvus().DataType.FLOAT_VECTOR]
-                metric = self._client.describe_index(collection, vector_fields[0]["name"]).get("metric_type", "COSINE")
-            layout = _Layout(_schema_from_engine(described, vector_fields, metric))
+                metrics = {
+                    f["name"]: self._client.describe_index(collection, f["name"]).get("metric_type", "COSINE")
+                    for f in described["fields"] if f["type"] == _pymilvus().DataType.FLOAT_VECTOR
+                }
+            layout = _layout_from_engine(described, metrics)
             self._layouts[collection] = layout
         return layout
 
@@ -667,13 +736,12 @@ class MilvusBackend:
             self._index_and_load(meta, index_params)
         self._loaded.add(meta)
 
-    @staticmethod
-    def _point(row: Mapping[str, Any], vector_names: Sequence[str]) -> Point:
-        return Point(
-            id=row[ID_FIELD],
-            vectors={n: np.asarray(row[n], dtype=np.float32) for n in vector_names},
-            payload=dict(row.get(PAYLOAD_FIELD) or {}),
-        )
+
+def _check_id_range(schema: CollectionSchema, ids: Sequence[PointId]) -> None:
+    if schema.id_type == "int":
+        too_big = next((i for i in ids if isinstance(i, int) and i > INT64_MAX), None)
+        if too_big is not None:
+            raise DataError(f"Milvus ids are signed 64-bit integers, found {too_big}")
 
 
 def _schema_extras(schema: CollectionSchema) -> dict[str, Any]:
@@ -687,23 +755,47 @@ def _schema_extras(schema: CollectionSchema) -> dict[str, Any]:
     }
 
 
-def _schema_from_engine(described: Mapping[str, Any], vector_fields: list[Mapping[str, Any]], metric: str) -> CollectionSchema:
-    """The collection's schema: vector fields and id type from Milvus, the rest from ``smec.schema``."""
+def _layout_from_engine(described: Mapping[str, Any], metrics: Mapping[str, str]) -> _Layout:
+    """The collection's layout: fields and key from Milvus, what Milvus cannot report from ``smec.schema``.
+
+    A collection without ``smec.schema`` is foreign: any primary key (INT64 or VARCHAR, auto_id or
+    not), its dense vector fields with their metrics, sparse vector fields, scalar fields and
+    dynamic fields are read as they are.
+    """
     DataType = _pymilvus().DataType
-    primary = next(f for f in described["fields"] if f.get("is_primary"))
-    if primary["name"] != ID_FIELD or not vector_fields:
-        raise ConfigError(
-            f"collection {described['collection_name']!r} was not written by smec-vdb: expected primary key "
-            f"{ID_FIELD!r} and FLOAT_VECTOR fields, found primary key {primary['name']!r} and "
-            f"{len(vector_fields)} vector field(s)"
-        )
-    extras = json.loads((described.get("properties") or {}).get(SCHEMA_PROPERTY, "{}"))
+    name = described["collection_name"]
+    fields = described["fields"]
+    primary = next(f for f in fields if f.get("is_primary"))
+    dense = [f for f in fields if f["type"] == DataType.FLOAT_VECTOR]
+    sparse = tuple(f["name"] for f in fields if f["type"] == DataType.SPARSE_FLOAT_VECTOR)
+    other_vectors = [f["name"] for f in fields if f["type"] in (DataType.BINARY_VECTOR, DataType.FLOAT16_VECTOR,
+                                                                DataType.BFLOAT16_VECTOR)]
+    if not dense:
+        raise ConfigError(f"collection {name!r} has no FLOAT_VECTOR field to compress")
+    if other_vectors:
+        raise ConfigError(f"collection {name!r} has vector fields of types smec-vdb does not carry: {other_vectors}")
+    id_type = "str" if primary["type"] == DataType.VARCHAR else "int"
+    properties = described.get("properties") or {}
+    if SCHEMA_PROPERTY not in properties:
+        resolutions = tuple(Resolution(f["name"], int(f["params"]["dim"]), DISTANCES.get(metrics[f["name"]], "cosine"))
+                            for f in dense)
+        scalars = tuple(f["name"] for f in fields if f is not primary and f["name"] not in metrics
+                        and f["name"] not in sparse)
+        schema = CollectionSchema(resolutions=resolutions, distance=resolutions[0].distance or "cosine",
+                                  id_type=id_type, sparse=sparse)  # type: ignore[arg-type]
+        return _Layout(schema, pk=primary["name"], foreign=True, scalars=scalars,
+                       dynamic=bool(described.get("enable_dynamic_field")))
+    extras = json.loads(properties[SCHEMA_PROPERTY])
     index = extras.get("index", {})
-    return CollectionSchema(
-        resolutions=tuple(Resolution(f["name"], int(f["params"]["dim"])) for f in vector_fields),
-        distance=extras.get("distance", DISTANCES.get(metric, "cosine")),
-        id_type="str" if primary["type"] == DataType.VARCHAR else "int",
+    distance = extras.get("distance", "cosine")
+    return _Layout(CollectionSchema(
+        resolutions=tuple(Resolution(f["name"], int(f["params"]["dim"]),
+                                     None if DISTANCES.get(metrics[f["name"]]) == distance else DISTANCES.get(metrics[f["name"]]))
+                          for f in dense),
+        distance=distance,
+        id_type=id_type,  # type: ignore[arg-type]
         payload_indexes=dict(extras.get("payload_indexes", {})),
         index=IndexParams(**index) if index else IndexParams(),
         layout=Layout.from_json(extras["layout"]) if extras.get("layout") else None,
-    )
+        sparse=sparse,
+    ))

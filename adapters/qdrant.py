@@ -22,16 +22,19 @@ import numpy as np
 
 from smec_vdb.adapters import rerank
 from smec_vdb.adapters.errors import engine_errors
-from smec_vdb.backend import Batch, CollectionSchema, Distance, Filter, Hit, Point, PointId, Resolution, SearchStage
+from smec_vdb.backend import UNNAMED, Batch, CollectionSchema, Filter, Hit, Point, PointId, Resolution, SearchStage
 from smec_vdb.adapters.qdrant_common import (
     SMEC_ID_KEY,
     build_filter,
+    check_creatable,
+    check_points,
     cursor_id,
     decode_id,
     encode_id,
     public_payload,
     schema_from_json,
     schema_to_json,
+    split_vectors,
     stored_payload,
 )
 from smec_vdb.adapters.qdrant_layout import client_vector_params, quantization_search
@@ -49,7 +52,7 @@ from smec_vdb.errors import CollectionExistsError, CollectionNotFoundError, Conf
 
 SCHEMA_KEY = "_smec_schema"
 UPSERT_CHUNK = 512
-_DISTANCES = {"cosine": "Cosine", "dot": "Dot", "euclid": "Euclid"}
+_DISTANCES = {"cosine": "Cosine", "dot": "Dot", "euclid": "Euclid", "manhattan": "Manhattan"}
 _PAYLOAD_TYPES = {"keyword": "keyword", "integer": "integer", "float": "float", "bool": "bool"}
 
 
@@ -91,22 +94,30 @@ class QdrantBackend:
         hnsw = schema.index.kind == "hnsw"
         # flat = exact search; m=0 keeps a server from building a graph it would never use
         hnsw_config = m.HnswConfigDiff(m=schema.index.m if hnsw else 0, ef_construct=schema.index.ef_construct)
+        check_creatable(schema, self._engine)
         placed = placements(schema)  # layout: on_disk / m=0 / quantization per resolution
         vectors = {
-            r.name: client_vector_params(m, r.dim, m.Distance(_DISTANCES[schema.distance]), placed[r.name])
+            r.name: client_vector_params(m, r.dim, m.Distance(_DISTANCES[schema.distance_of(r.name)]), placed[r.name])
             for r in schema.resolutions
         }
+        sparse = {name: m.SparseVectorParams() for name in schema.sparse} or None
         with engine_errors(self._engine, collection):
             if self._client.collection_exists(collection):
                 raise CollectionExistsError(f"collection {collection!r} exists already")
             self._client.create_collection(
-                collection, vectors_config=vectors, hnsw_config=None if self.local else hnsw_config,
-                metadata={SCHEMA_KEY: schema_to_json(schema)},
+                collection, vectors_config=vectors, sparse_vectors_config=sparse,
+                hnsw_config=None if self.local else hnsw_config, metadata={SCHEMA_KEY: schema_to_json(schema)},
             )
             if not self.local:  # local mode accepts payload indexes but ignores them (and warns)
                 for field_name, kind in schema.payload_indexes.items():
                     self._client.create_payload_index(collection, field_name, m.PayloadSchemaType(_PAYLOAD_TYPES[kind]))
         self._schemas[collection] = schema
+
+    def check_schema(self, schema: CollectionSchema) -> None:
+        check_creatable(schema, self._engine)
+
+    def check_points(self, schema: CollectionSchema, batch: Batch) -> None:
+        check_points(schema, batch)
 
     def schema(self, collection: str) -> CollectionSchema:
         if collection not in self._schemas:
@@ -119,17 +130,7 @@ class QdrantBackend:
         stored = (config.metadata or {}).get(SCHEMA_KEY)
         if stored is not None:
             return schema_from_json(stored)
-        # a collection smec-vdb did not create: its named vectors, widest first
-        params = config.params.vectors
-        if not isinstance(params, dict):
-            raise ConfigError(f"collection {collection!r} has an unnamed vector; smec-vdb needs named vectors")
-        distances = {p.distance.value for p in params.values()}
-        names: dict[str, Distance] = {"Cosine": "cosine", "Dot": "dot", "Euclid": "euclid"}
-        distance = names.get(distances.pop() if len(distances) == 1 else "")
-        if distance is None:
-            raise ConfigError(f"collection {collection!r} mixes or uses unsupported distances {sorted(distances)}")
-        resolutions = sorted((Resolution(n, p.size) for n, p in params.items()), key=lambda r: -r.dim)
-        return CollectionSchema(resolutions=tuple(resolutions), distance=distance)
+        return foreign_schema(collection, config.params)
 
     def drop(self, collection: str) -> None:
         self._schemas.pop(collection, None)
@@ -148,21 +149,33 @@ class QdrantBackend:
         points = []
         for row, point_id in enumerate(checked.ids):
             qid, original = encode_id(point_id)
-            vector = {name: values[row] for name, values in rows.items()}
-            points.append(self._models.PointStruct(id=qid, vector=vector, payload=stored_payload(checked.payloads[row], original)))
+            vector: dict[str, Any] = {name: values[row] for name, values in rows.items()}
+            for name, entries in checked.sparse.items():
+                if entries[row] is not None:
+                    vector[name] = self._models.SparseVector(indices=list(entries[row].indices), values=list(entries[row].values))
+            payload = stored_payload(checked.payloads[row], point_id, original)
+            points.append(self._models.PointStruct(id=qid, vector=vector, payload=payload))
         with engine_errors(self._engine, collection):
             for start in range(0, len(points), UPSERT_CHUNK):
                 self._client.upsert(collection, points[start : start + UPSERT_CHUNK], wait=True)
+
+    def delete(self, collection: str, ids: Sequence[PointId]) -> None:
+        schema = self.schema(collection)
+        qids = [encode_id(check_id(schema, i))[0] for i in ids]
+        if qids:
+            with engine_errors(self._engine, collection):
+                self._client.delete(collection, points_selector=self._models.PointIdsList(points=qids), wait=True)
 
     def _vector_names(self, collection: str, with_vectors: bool | Sequence[str]) -> bool | list[str]:
         if isinstance(with_vectors, bool):
             return with_vectors
         schema = self.schema(collection)
-        return [schema.resolution(name).name for name in with_vectors]
+        return [name if name in schema.sparse else schema.resolution(name).name for name in with_vectors]
 
     def _point(self, record: Any) -> Point:
-        vectors = {name: np.asarray(v, dtype=np.float32) for name, v in (record.vector or {}).items()}
-        return Point(id=decode_id(record.id, record.payload), vectors=vectors, payload=public_payload(record.payload))
+        dense, sparse = split_vectors(record.vector)
+        return Point(id=decode_id(record.id, record.payload), vectors=dense,
+                     payload=public_payload(record.id, record.payload), sparse=sparse)
 
     def scroll(
         self, collection: str, *, cursor: Any = None, limit: int = 1000, with_vectors: bool | Sequence[str] = True
@@ -202,7 +215,7 @@ class QdrantBackend:
 
     def _hit(self, point: Any, distance: str, with_payload: bool) -> Hit:
         score = -point.score if distance == "euclid" else point.score
-        payload = public_payload(point.payload) if with_payload else None
+        payload = public_payload(point.id, point.payload) if with_payload else None
         return Hit(id=decode_id(point.id, point.payload), score=float(score), payload=payload)
 
     def search(
@@ -252,13 +265,14 @@ class QdrantBackend:
         candidates = rerank.Candidates(
             ids=[decode_id(p.id, p.payload) for p in points],
             vectors={n: np.asarray([cast(dict, p.vector)[n] for p in points], dtype=np.float32).reshape(len(points), -1) for n in names},
-            payloads=[public_payload(p.payload) for p in points] if with_payload else None,
+            payloads=[public_payload(p.id, p.payload) for p in points] if with_payload else None,
         )
         return rerank.rescore(candidates, later, schema.distance)
 
     # -- metadata, aliases ------------------------------------------------------------
     def set_metadata(self, collection: str, key: str, value: Any) -> None:
         key, value = check_metadata_key(key), check_metadata_value(value)
+        collection = self.resolve_alias(collection) or collection  # metadata follows aliases
         with engine_errors(self._engine, collection):
             if not self._client.collection_exists(collection):
                 raise CollectionNotFoundError(f"collection {collection!r} does not exist")
@@ -267,6 +281,7 @@ class QdrantBackend:
 
     def get_metadata(self, collection: str, key: str) -> dict[str, Any] | None:
         key = check_metadata_key(key)
+        collection = self.resolve_alias(collection) or collection  # metadata follows aliases
         with engine_errors(self._engine, collection):
             metadata = self._client.get_collection(collection).config.metadata or {}
         return metadata.get(key)
@@ -302,3 +317,21 @@ class QdrantBackend:
     def close(self) -> None:
         with engine_errors(self._engine):
             self._client.close()
+
+
+def foreign_schema(collection: str, params: Any) -> CollectionSchema:
+    """The schema of a collection smec-vdb did not create (e.g. qdrant-client's quickstart): its dense
+    vectors widest first (the unnamed one as :data:`UNNAMED`), each with its distance, its sparse
+    vectors, and ``id_type`` "any" (Qdrant allows integer and UUID ids side by side)."""
+    vectors = params.vectors
+    if vectors is None:
+        vectors = {}
+    elif not isinstance(vectors, dict):
+        vectors = {UNNAMED: vectors}
+    resolutions = sorted(
+        (Resolution(name, p.size, p.distance.value.lower()) for name, p in vectors.items()), key=lambda r: -r.dim
+    )
+    if not resolutions:
+        raise ConfigError(f"collection {collection!r} has no dense vector to compress (only sparse ones)")
+    return CollectionSchema(resolutions=tuple(resolutions), distance=resolutions[0].distance or "cosine",
+                            id_type="any", sparse=tuple(sorted((params.sparse_vectors or {}).keys())))

@@ -1,8 +1,10 @@
-"""What both Qdrant adapters (qdrant-client and qdrant-edge) share: id codec, payloads, filters, schema JSON.
+"""What both Qdrant adapters (qdrant-client and qdrant-edge) share: id codec, payloads, vectors, filters, schema JSON.
 
-Qdrant point ids are unsigned integers or UUIDs. Any other string id is stored under
-``uuid5(SMEC_ID_NAMESPACE, id)`` with the original kept in the reserved payload key
-``_smec_id``, which is hidden from every payload returned to callers.
+Qdrant point ids are unsigned integers or UUIDs, both allowed in one collection. Any other string
+id is stored under ``uuid5(SMEC_ID_NAMESPACE, id)`` with the original kept in the payload key
+``_smec_id``. That mapping verifies itself: a payload's ``_smec_id`` is read as the id only when
+the point's UUID *is* ``uuid5`` of it, so a user payload key ``_smec_id`` (or any ``_smec*`` key)
+on an integer- or UUID-id point is an ordinary payload key, kept and returned unchanged.
 """
 
 from __future__ import annotations
@@ -11,9 +13,11 @@ import uuid
 from dataclasses import asdict
 from typing import Any, Mapping
 
-from smec_vdb.backend import CollectionSchema, IndexParams, PointId, Resolution
-from smec_vdb.adapters.validation import RESERVED_PREFIX
-from smec_vdb.errors import ConfigError
+import numpy as np
+
+from smec_vdb.adapters.validation import check_batch
+from smec_vdb.backend import UNNAMED, Batch, CollectionSchema, IndexParams, PointId, Resolution, SparseVector
+from smec_vdb.errors import ConfigError, DataError
 from smec_vdb.filters import And, AnyOf, Condition, Or, Range
 from smec_vdb.layout import Layout
 
@@ -33,22 +37,70 @@ def encode_id(point_id: PointId) -> tuple[int | str, str | None]:
     return str(uuid.uuid5(SMEC_ID_NAMESPACE, point_id)), point_id
 
 
+def _mapped_original(qdrant_id: Any, payload: Mapping[str, Any] | None) -> str | None:
+    """The original string id kept in ``payload``, if this point's UUID is derived from it."""
+    original = (payload or {}).get(SMEC_ID_KEY)
+    if not isinstance(original, str) or isinstance(qdrant_id, int):
+        return None
+    return original if str(uuid.uuid5(SMEC_ID_NAMESPACE, original)) == str(qdrant_id) else None
+
+
 def decode_id(qdrant_id: Any, payload: Mapping[str, Any] | None) -> PointId:
-    """The caller's id of a stored point (from ``_smec_id`` when present)."""
-    if payload and SMEC_ID_KEY in payload:
-        return payload[SMEC_ID_KEY]
+    """The caller's id of a stored point (the mapped original string when there is one)."""
+    original = _mapped_original(qdrant_id, payload)
+    if original is not None:
+        return original
     if isinstance(qdrant_id, uuid.UUID):
         return str(qdrant_id)
     return qdrant_id
 
 
-def stored_payload(payload: Mapping[str, Any], original_id: str | None) -> dict[str, Any]:
-    return {**payload, SMEC_ID_KEY: original_id} if original_id is not None else dict(payload)
+def stored_payload(payload: Mapping[str, Any], point_id: PointId, original_id: str | None) -> dict[str, Any]:
+    """The payload to store: the caller's, plus the original string id when it had to be mapped."""
+    if original_id is None:
+        return dict(payload)
+    if SMEC_ID_KEY in payload:
+        raise DataError(
+            f"payload of id {point_id!r} has the key {SMEC_ID_KEY!r}, which a Qdrant collection uses to keep "
+            "string ids that are not UUIDs: rename that payload key, or use integer or UUID ids"
+        )
+    return {**payload, SMEC_ID_KEY: original_id}
 
 
-def public_payload(payload: Mapping[str, Any] | None) -> dict[str, Any]:
-    """The payload without smec-vdb's reserved keys."""
-    return {k: v for k, v in (payload or {}).items() if not k.startswith(RESERVED_PREFIX)}
+def public_payload(qdrant_id: Any, payload: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The caller's payload: without the mapped original id, every other key as stored."""
+    out = dict(payload or {})
+    if _mapped_original(qdrant_id, out) is not None:
+        out.pop(SMEC_ID_KEY)
+    return out
+
+
+def split_vectors(raw: Any) -> tuple[dict[str, np.ndarray], dict[str, SparseVector]]:
+    """A record's vectors (a list for a lone unnamed vector, else a dict) as (dense, sparse)."""
+    if raw is None:
+        return {}, {}
+    if not isinstance(raw, Mapping):
+        return {UNNAMED: np.asarray(raw, dtype=np.float32)}, {}
+    dense, sparse = {}, {}
+    for name, v in raw.items():
+        if hasattr(v, "indices"):
+            sparse[name] = SparseVector.of(v.indices, v.values)
+        else:
+            dense[name] = np.asarray(v, dtype=np.float32)
+    return dense, sparse
+
+
+def check_points(schema: CollectionSchema, batch: Batch) -> None:
+    """What upserting ``batch`` would refuse (ids, widths, values, a payload key that clashes with the id map)."""
+    checked = check_batch(schema, batch)
+    for point_id, payload in zip(checked.ids, checked.payloads):
+        stored_payload(payload, point_id, encode_id(point_id)[1])
+
+
+def check_creatable(schema: CollectionSchema, engine: str) -> None:
+    """smec-vdb creates named vectors only: the unnamed one exists in foreign collections it reads."""
+    if any(r.name == UNNAMED for r in schema.resolutions):
+        raise ConfigError(f"{engine}: cannot create a collection with an unnamed vector: name every vector")
 
 
 def cursor_id(offset: Any) -> int | str | None:
@@ -96,7 +148,8 @@ def build_filter(condition: Condition, models: Any, range_cls: Any, *, match_boo
 
 def schema_to_json(schema: CollectionSchema) -> dict[str, Any]:
     return {
-        "resolutions": [[r.name, r.dim] for r in schema.resolutions],
+        "resolutions": [[r.name, r.dim] + ([r.distance] if r.distance else []) for r in schema.resolutions],
+        "sparse": list(schema.sparse),
         "distance": schema.distance,
         "id_type": schema.id_type,
         "payload_indexes": dict(schema.payload_indexes),
@@ -107,7 +160,8 @@ def schema_to_json(schema: CollectionSchema) -> dict[str, Any]:
 
 def schema_from_json(data: Mapping[str, Any]) -> CollectionSchema:
     return CollectionSchema(
-        resolutions=tuple(Resolution(name, int(dim)) for name, dim in data["resolutions"]),
+        resolutions=tuple(Resolution(r[0], int(r[1]), r[2] if len(r) > 2 else None) for r in data["resolutions"]),
+        sparse=tuple(data.get("sparse", ())),
         distance=data["distance"],
         id_type=data["id_type"],
         payload_indexes=dict(data.get("payload_indexes", {})),

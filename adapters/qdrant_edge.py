@@ -2,13 +2,16 @@
 
 Edge has shards, not collections, so a *store* directory holds one shard per collection::
 
-    <store>/aliases.json                  {alias: collection}, replaced atomically
-    <store>/<collection>/schema.json      the CollectionSchema (written before the shard)
+    <store>/aliases.json                  {alias: collection}, replaced atomically under <store>/aliases.lock
+    <store>/<collection>/.smec-collection marker written first: this folder is a collection smec-vdb made
+    <store>/<collection>/schema.json      the CollectionSchema (written last: the collection is complete)
     <store>/<collection>/metadata.json    {key: JSON object}, replaced atomically
     <store>/<collection>/shard/           the EdgeShard (WAL + segments)
 
 Shards are opened lazily, cached, and closed by :meth:`QdrantEdgeBackend.close`; one process per
-store (Edge locks a shard's WAL). Coarse-to-fine search (paper §3) runs as Edge's native nested
+collection (Edge locks a shard's WAL). Alias updates are read-modify-write under an exclusive
+file lock, so processes sharing a store never lose each other's aliases. The adapter never deletes
+a folder it did not create (one without the marker, e.g. a compressor store put in the store). Coarse-to-fine search (paper §3) runs as Edge's native nested
 ``prefetch``. ``hnsw`` collections are searched exactly until :meth:`QdrantEdgeBackend.optimize`
 builds their graphs (a blocking call, tens of seconds per 20k points on 2 cores).
 
@@ -21,12 +24,14 @@ Example::
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import re
 import shutil
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 
@@ -35,12 +40,15 @@ from smec_vdb.backend import Batch, CollectionSchema, Filter, Hit, Point, PointI
 from smec_vdb.adapters.qdrant_common import (
     SMEC_ID_KEY,
     build_filter,
+    check_creatable,
+    check_points,
     cursor_id,
     decode_id,
     encode_id,
     public_payload,
     schema_from_json,
     schema_to_json,
+    split_vectors,
     stored_payload,
 )
 from smec_vdb.adapters.qdrant_layout import edge_vector_params, quantization_search
@@ -54,12 +62,13 @@ from smec_vdb.adapters.validation import (
     check_stages,
 )
 from smec_vdb.atomic import atomic_write
+from smec_vdb.errors import CollectionExistsError, CollectionNotFoundError, ConfigError, CorruptStoreError
 from smec_vdb.layout import placements
-from smec_vdb.errors import CollectionExistsError, CollectionNotFoundError, ConfigError
 
 UPSERT_CHUNK = 1024
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
 _SCHEMA_FILE, _METADATA_FILE, _SHARD_DIR, _ALIASES_FILE = "schema.json", "metadata.json", "shard", "aliases.json"
+_MARKER_FILE, _ALIASES_LOCK = ".smec-collection", "aliases.lock"
 _PAYLOAD_TYPES = {"keyword": "Keyword", "integer": "Integer", "float": "Float", "bool": "Bool"}
 
 
@@ -74,7 +83,26 @@ def _write_json(path: Path, data: Any) -> None:
 
 
 def _read_json(path: Path, default: Any) -> Any:
-    return json.loads(path.read_text()) if path.exists() else default
+    """The JSON in ``path`` (``default`` if absent); CorruptStoreError naming the file if unreadable."""
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        return default
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        raise CorruptStoreError(
+            f"qdrant-edge: {path} is not valid JSON ({exc}); restore it from a backup, or drop the collection"
+        ) from exc
+
+
+def _made_by_us(directory: Path) -> bool:
+    """Whether ``directory`` is (or was half-way to becoming) a collection this adapter created: it has
+    the marker or a schema, or holds nothing but what a create killed early leaves (an empty folder, a
+    ``shard`` folder: what versions before the marker left)."""
+    if (directory / _MARKER_FILE).is_file() or (directory / _SCHEMA_FILE).is_file():
+        return True
+    return directory.is_dir() and {p.name for p in directory.iterdir()} <= {_SHARD_DIR}
 
 
 class QdrantEdgeBackend:
@@ -102,6 +130,20 @@ class QdrantEdgeBackend:
     # -- layout -----------------------------------------------------------------------
     def _aliases(self) -> dict[str, str]:
         return _read_json(self.store / _ALIASES_FILE, {})
+
+    @contextmanager
+    def _aliases_locked(self) -> Iterator[dict[str, str]]:
+        """The alias map under an exclusive lock, written back atomically (if changed) on exit."""
+        with open(self.store / _ALIASES_LOCK, "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                aliases = self._aliases()
+                before = dict(aliases)
+                yield aliases
+                if aliases != before:
+                    _write_json(self.store / _ALIASES_FILE, aliases)
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
 
     def _resolve(self, name: str) -> str:
         """The collection ``name`` designates (itself, or an alias's target); CollectionNotFoundError if none."""
@@ -133,22 +175,33 @@ class QdrantEdgeBackend:
     def create_collection(self, collection: str, schema: CollectionSchema) -> None:
         e = self._edge
         directory = self.store / _check_name(collection)
-        if directory.exists() and not (directory / _SCHEMA_FILE).exists() and collection not in self._shards:
+        check_creatable(schema, self._engine)
+        if (directory.exists() and not (directory / _SCHEMA_FILE).exists() and _made_by_us(directory)
+                and collection not in self._shards):
             shutil.rmtree(directory)  # a create killed before its schema (written last) landed: never usable
+        if directory.exists() and not _made_by_us(directory):
+            raise CollectionExistsError(
+                f"qdrant-edge: {directory} exists and is not a smec-vdb collection (left untouched): "
+                "choose another collection name, or move that folder out of the store"
+            )
         if directory.exists() or collection in self._aliases():
             raise CollectionExistsError(f"qdrant-edge: collection (or alias) {collection!r} exists already in {self.store}")
-        distance = {"cosine": e.Distance.Cosine, "dot": e.Distance.Dot, "euclid": e.Distance.Euclid}[schema.distance]
+        distances = {"cosine": e.Distance.Cosine, "dot": e.Distance.Dot, "euclid": e.Distance.Euclid,
+                     "manhattan": e.Distance.Manhattan}
         hnsw = None
         if schema.index.kind == "hnsw":
             hnsw = e.HnswIndexConfig(m=schema.index.m, ef_construct=schema.index.ef_construct, full_scan_threshold=10_000)
         placed = placements(schema)  # layout: graph / memory tier / quantization per resolution
         config = e.EdgeConfig(
-            vectors={r.name: edge_vector_params(e, r.dim, distance, placed[r.name], schema.index) for r in schema.resolutions},
+            vectors={r.name: edge_vector_params(e, r.dim, distances[schema.distance_of(r.name)], placed[r.name], schema.index)
+                     for r in schema.resolutions},
+            sparse_vectors={name: e.EdgeSparseVectorParams() for name in schema.sparse} or None,
             hnsw_config=hnsw,
         )
         try:
             with engine_errors(self._engine, collection):
                 directory.mkdir(parents=True)
+                (directory / _MARKER_FILE).touch()
                 shard = e.EdgeShard.create(str(directory / _SHARD_DIR), config)
                 for field_name, kind in schema.payload_indexes.items():
                     shard.update(e.UpdateOperation.create_field_index(field_name, getattr(e.PayloadSchemaType, _PAYLOAD_TYPES[kind])))
@@ -158,6 +211,12 @@ class QdrantEdgeBackend:
             raise
         self._shards[collection] = shard
         self._schemas[collection] = schema
+
+    def check_schema(self, schema: CollectionSchema) -> None:
+        check_creatable(schema, self._engine)
+
+    def check_points(self, schema: CollectionSchema, batch: Batch) -> None:
+        check_points(schema, batch)
 
     def schema(self, collection: str) -> CollectionSchema:
         name = self._resolve(collection)
@@ -169,18 +228,17 @@ class QdrantEdgeBackend:
         """Delete the collection's shard, schema and metadata, and the aliases pointing at it."""
         _check_name(collection)
         directory = self.store / collection
-        if not directory.exists():
-            return
+        if not directory.exists() or not _made_by_us(directory):
+            return  # absent, or a folder this adapter did not create: never deleted
         shard = self._shards.pop(collection, None)
         self._schemas.pop(collection, None)
         with engine_errors(self._engine, collection):
             if shard is not None:
                 shard.close()
             shutil.rmtree(directory)
-            aliases = self._aliases()
-            kept = {a: c for a, c in aliases.items() if c != collection}
-            if kept != aliases:
-                _write_json(self.store / _ALIASES_FILE, kept)
+            with self._aliases_locked() as aliases:
+                for alias in [a for a, c in aliases.items() if c == collection]:
+                    del aliases[alias]
 
     def count(self, collection: str) -> int:
         name, shard = self._shard(collection)
@@ -206,22 +264,34 @@ class QdrantEdgeBackend:
         points = []
         for row, point_id in enumerate(checked.ids):
             qid, original = encode_id(point_id)
-            vectors = {vector: values[row] for vector, values in rows.items()}
-            points.append(e.Point(qid, vectors, stored_payload(checked.payloads[row], original)))
+            vectors: dict[str, Any] = {vector: values[row] for vector, values in rows.items()}
+            for vector, entries in checked.sparse.items():
+                if entries[row] is not None:
+                    vectors[vector] = e.SparseVector(indices=list(entries[row].indices), values=list(entries[row].values))
+            points.append(e.Point(qid, vectors, stored_payload(checked.payloads[row], point_id, original)))
         with engine_errors(self._engine, name):
             for start in range(0, len(points), UPSERT_CHUNK):
                 shard.update(e.UpdateOperation.upsert_points(points[start : start + UPSERT_CHUNK]))
+
+    def delete(self, collection: str, ids: Sequence[PointId]) -> None:
+        name, shard = self._shard(collection)
+        schema = self.schema(name)
+        qids = [encode_id(check_id(schema, i))[0] for i in ids]
+        if qids:
+            with engine_errors(self._engine, name):
+                shard.update(self._edge.UpdateOperation.delete_points(qids))
 
     def _vector_names(self, collection: str, with_vectors: bool | Sequence[str]) -> bool | list[str]:
         if isinstance(with_vectors, bool):
             return with_vectors
         schema = self.schema(collection)
-        return [schema.resolution(name).name for name in with_vectors]
+        return [name if name in schema.sparse else schema.resolution(name).name for name in with_vectors]
 
     @staticmethod
     def _point(record: Any) -> Point:
-        vectors = {name: np.asarray(v, dtype=np.float32) for name, v in (record.vector or {}).items()}
-        return Point(id=decode_id(record.id, record.payload), vectors=vectors, payload=public_payload(record.payload))
+        dense, sparse = split_vectors(record.vector)
+        return Point(id=decode_id(record.id, record.payload), vectors=dense,
+                     payload=public_payload(record.id, record.payload), sparse=sparse)
 
     def scroll(
         self, collection: str, *, cursor: Any = None, limit: int = 1000, with_vectors: bool | Sequence[str] = True
@@ -299,7 +369,7 @@ class QdrantEdgeBackend:
         return [
             Hit(
                 id=decode_id(p.id, p.payload), score=sign * float(p.score),
-                payload=public_payload(p.payload) if with_payload else None,
+                payload=public_payload(p.id, p.payload) if with_payload else None,
             )
             for p in points
         ]
@@ -324,15 +394,15 @@ class QdrantEdgeBackend:
         if (self.store / alias).exists():
             raise ConfigError(f"qdrant-edge: alias {alias!r} would shadow the collection of that name")
         target = self._resolve(collection)
-        _write_json(self.store / _ALIASES_FILE, {**self._aliases(), alias: target})
+        with self._aliases_locked() as aliases:
+            aliases[alias] = target
 
     def resolve_alias(self, alias: str) -> str | None:
         return self._aliases().get(alias)
 
     def delete_alias(self, alias: str) -> None:
-        aliases = self._aliases()
-        if aliases.pop(alias, None) is not None:
-            _write_json(self.store / _ALIASES_FILE, aliases)
+        with self._aliases_locked() as aliases:
+            aliases.pop(alias, None)
 
     def close(self) -> None:
         """Flush and close every open shard (the backend can be used again: shards reopen lazily)."""

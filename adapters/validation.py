@@ -1,8 +1,9 @@
 """Checks every adapter runs before touching an engine, so that invalid input writes nothing.
 
-The Backend Protocol promises: every resolution of the schema given with its width
+The Backend Protocol promises: every dense vector of the schema given with its width
 (:class:`DimensionError`), finite values (:class:`InvalidVectorError`), ids of the schema's
-``id_type``, and one payload per id. Duplicate ids inside one batch follow upsert semantics:
+``id_type``, one payload per id (any string keys: user payloads share no namespace with
+smec-vdb's bookkeeping), and per sparse vector one entry (or None) per id. Duplicate ids inside one batch follow upsert semantics:
 the *last* occurrence wins, identically on every engine (they are removed here, before writing).
 """
 
@@ -13,26 +14,34 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from smec_vdb.backend import Batch, CollectionSchema, Filter, PointId, SearchStage
+from smec_vdb.backend import Batch, CollectionSchema, Filter, PointId, SearchStage, SparseVector
 from smec_vdb.errors import ConfigError, DataError, DimensionError, InvalidVectorError
 from smec_vdb.filters import Condition
 from smec_vdb.filters import parse as parse_filter
 
-#: payload keys smec-vdb keeps for itself (e.g. the original string id on Qdrant)
+#: metadata keys smec-vdb keeps for itself
 RESERVED_PREFIX = "_smec"
 
 
 @dataclass
 class CheckedBatch:
-    """A validated batch: unique ids (last occurrence kept), float32 (n, dim) matrices, payload dicts."""
+    """A validated batch: unique ids (last occurrence kept), float32 (n, dim) matrices, payload dicts,
+    and per sparse vector of the schema one entry (or None) per id."""
 
     ids: list[PointId]
     vectors: dict[str, np.ndarray]
     payloads: list[dict[str, Any]]
+    sparse: dict[str, list[SparseVector | None]]
 
 
 def check_id(schema: CollectionSchema, point_id: Any) -> PointId:
-    """The id if it fits ``schema.id_type`` (non-negative int, or non-empty str), else DataError."""
+    """The id if it fits ``schema.id_type`` (non-negative int, non-empty str, or either), else DataError."""
+    if schema.id_type == "any":
+        if isinstance(point_id, (int, np.integer)) and not isinstance(point_id, bool) and point_id >= 0:
+            return int(point_id)
+        if isinstance(point_id, str) and point_id:
+            return point_id
+        raise DataError(f"this collection has non-negative integer or non-empty string ids, found {point_id!r}")
     if schema.id_type == "int":
         if isinstance(point_id, (int, np.integer)) and not isinstance(point_id, bool) and point_id >= 0:
             return int(point_id)
@@ -68,16 +77,36 @@ def check_batch(schema: CollectionSchema, batch: Batch) -> CheckedBatch:
     if len(payloads) != n:
         raise DataError(f"{len(payloads)} payloads for {n} ids")
     for point_id, payload in zip(ids, payloads):
-        reserved = [k for k in payload if not isinstance(k, str) or k.startswith(RESERVED_PREFIX)]
-        if reserved:
-            raise DataError(f"payload of id {point_id!r} uses reserved or non-string keys {reserved}")
+        bad_keys = [k for k in payload if not isinstance(k, str)]
+        if bad_keys:
+            raise DataError(f"payload of id {point_id!r} has non-string keys {bad_keys}")
+    sparse = _check_sparse(schema, batch, ids)
     last = {point_id: row for row, point_id in enumerate(ids)}
     if len(last) != n:
         rows = sorted(last.values())
         ids = [ids[r] for r in rows]
         vectors = {name: m[rows] for name, m in vectors.items()}
         payloads = [payloads[r] for r in rows]
-    return CheckedBatch(ids=ids, vectors=vectors, payloads=payloads)
+        sparse = {name: [entries[r] for r in rows] for name, entries in sparse.items()}
+    return CheckedBatch(ids=ids, vectors=vectors, payloads=payloads, sparse=sparse)
+
+
+def _check_sparse(schema: CollectionSchema, batch: Batch, ids: list[PointId]) -> dict[str, list[SparseVector | None]]:
+    given = dict(batch.sparse or {})
+    unknown = sorted(set(given) - set(schema.sparse))
+    if unknown:
+        raise DimensionError(f"unknown sparse vector(s) {unknown}; this collection has {list(schema.sparse)}")
+    checked: dict[str, list[SparseVector | None]] = {}
+    for name in schema.sparse:
+        entries = list(given.get(name) or [None] * len(ids))
+        if len(entries) != len(ids):
+            raise DataError(f"sparse vector {name!r} has {len(entries)} entries for {len(ids)} ids")
+        for point_id, entry in zip(ids, entries):
+            if entry is not None and (not isinstance(entry, SparseVector) or len(entry.indices) != len(entry.values)
+                                      or not np.isfinite(entry.values).all()):
+                raise InvalidVectorError(f"sparse vector {name!r} of id {point_id!r} is malformed or not finite")
+        checked[name] = entries
+    return checked
 
 
 def check_query(schema: CollectionSchema, name: str, vector: Any) -> np.ndarray:

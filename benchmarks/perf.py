@@ -303,7 +303,7 @@ def bench_migrate(sizes: Sizes, vectors: np.ndarray, workdir: Path) -> dict[str,
             t0 = time.perf_counter()
             report = migrate(backend, MigrationOptions(
                 source="src", target="src_smec", compressor=str(comp_dir), dims=MIGRATE_STORED,
-                batch_size=MIGRATE_BATCH, verify_queries=100, payload_sample=100))
+                batch_size=MIGRATE_BATCH, verify_queries=100))
             wall = time.perf_counter() - t0
             raw_after = raw_copy(backend, "src", "raw2", data.shape[1], MIGRATE_BATCH)
         finally:

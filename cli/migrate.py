@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import functools
+import json
+import os
+import re
 import signal
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -10,12 +15,44 @@ import typer
 from rich.table import Table
 
 from smec_vdb.cli.common import BackendOpt, PathOpt, PhaseProgress, UrlOpt, backend_session, console, emit_json, parse_dims
-from smec_vdb.errors import VerificationError
+from smec_vdb.errors import ConfigError, MigrationError, SmecError, VerificationError, mask_credentials
 from smec_vdb.layout import DEFAULT_LAYOUT, parse_layout
 from smec_vdb.migrate import DEFAULT_COMPRESSOR_STORE, MigrationOptions, dry_run, migrate
 
 
-def migrate_command(
+#: library parameter names (as MigrationOptions spells them in errors) → this command's flags
+_FLAGS = {"min_recall": "--min-recall", "on_bad_vector": "--on-bad-vector", "batch_size": "--batch-size",
+          "train_sample": "--train-sample", "verify_queries": "--verify-queries", "swap_alias": "--swap-alias",
+          "compressor_store": "--compressor-store", "keep_full is False": "--drop-full", "set restart": "pass --restart",
+          "with vector": "with --vector", "without check": "without --check", "exactly one of dim or dims":
+          "exactly one of --dim or --dims", "or compressor,": "or --compressor,", "set on_bad_vector to skip":
+          "pass --on-bad-vector skip"}
+_FLAG_PATTERN = re.compile("|".join(re.escape(k) for k in sorted(_FLAGS, key=len, reverse=True)))
+
+
+def _with_flags(error: SmecError) -> SmecError:
+    """The same error, its parameter names spelled as this command's flags."""
+    error.args = (_FLAG_PATTERN.sub(lambda m: _FLAGS[m.group(0)], str(error)),)
+    return error
+
+
+def _check_writable(report: Path) -> None:
+    """Refuse an unwritable --report before any work starts (nothing is left behind)."""
+    existed = report.exists()
+    try:
+        with open(report, "a"):
+            pass
+    except OSError as e:
+        raise ConfigError(f"--report {report}: cannot write there ({e.strerror}); choose another path") from e
+    if not existed:
+        os.unlink(report)
+
+
+def _save(result: dict, report: Path) -> None:
+    report.write_text(mask_credentials(json.dumps(result, indent=2, sort_keys=True, default=str)) + "\n")
+
+
+def _migrate_command(
     collection: Annotated[str, typer.Option("--collection", "-c", help="Source collection (never modified).")],
     dim: Annotated[Optional[int], typer.Option(help="Target dim; the schedule is picked from the source width.")] = None,
     dims: Annotated[Optional[str], typer.Option(help="Explicit schedule of stored dims, e.g. 512,256.")] = None,
@@ -29,6 +66,8 @@ def migrate_command(
     swap_alias: Annotated[Optional[str], typer.Option(help="Point this alias at the target if it verifies.")] = None,
     min_recall: Annotated[float, typer.Option(help="Fail verification below this recall@10.")] = 0.95,
     restart: Annotated[bool, typer.Option("--restart", help="Drop a partial target and start over.")] = False,
+    check: Annotated[bool, typer.Option("--check", help="Report drift between source and a migrated target; "
+                                        "write nothing (exit 1 if they differ).")] = False,
     on_bad_vector: Annotated[str, typer.Option(help="NaN/inf/zero source vectors: fail or skip.")] = "fail",
     verify_queries: Annotated[int, typer.Option(help="Source vectors used as queries for recall.")] = 200,
     seed: Annotated[int, typer.Option(help="Seed for sampling and training.")] = 0,
@@ -44,17 +83,27 @@ def migrate_command(
     backend: BackendOpt = "qdrant-edge",
     url: UrlOpt = None,
     path: PathOpt = None,
+    target_backend: Annotated[Optional[str], typer.Option(help="Target engine when it differs from the source's "
+                                                          "(qdrant-edge, qdrant, milvus).")] = None,
+    target_url: Annotated[Optional[str], typer.Option(help="Target server URL (with --target-backend).")] = None,
+    target_path: Annotated[Optional[str], typer.Option(help="Target embedded store (with --target-backend).")] = None,
 ) -> None:
     """Migrate COLLECTION to a multi-resolution SMEC collection, verified, resumable.
 
+    Re-running it after the source changed re-syncs the target (only differing points rewritten).
+
     Example: smec-vdb migrate --collection docs --dim 64 --swap-alias docs_live
     """
+    if report:
+        _check_writable(report)
+    if (target_url or target_path) and not target_backend:
+        raise ConfigError("--target-url/--target-path need --target-backend")
     opts = MigrationOptions(
         source=collection, target=target, dim=dim, dims=parse_dims(dims), vector=vector,
         compressor=str(compressor) if compressor else None, keep_full=keep_full, batch_size=batch_size,
         train_sample=train_sample, min_recall=min_recall, swap_alias=swap_alias, restart=restart,
         on_bad_vector=on_bad_vector,  # type: ignore[arg-type]
-        verify_queries=verify_queries, seed=seed, compressor_store=str(compressor_store),
+        verify_queries=verify_queries, seed=seed, compressor_store=str(compressor_store), check=check,
         train_options={"epochs": epochs} if epochs else {},
         layout=None if layout is None and quantize is None else parse_layout(layout or DEFAULT_LAYOUT, quantize=quantize),
     )
@@ -66,25 +115,37 @@ def migrate_command(
         stop_requested.append(True)
         console.print("[yellow]stopping after the current batch… (Ctrl-C again to abort)[/]")
 
-    with backend_session(backend, url, path) as b, PhaseProgress() as bars:
+    with ExitStack() as stack:
+        b = stack.enter_context(backend_session(backend, url, path))
+        tb = stack.enter_context(backend_session(target_backend, target_url, target_path)) if target_backend else None
+        bars = stack.enter_context(PhaseProgress())
+
         def progress(ev):
             bars.update(ev.phase, ev.done, ev.total, ev.detail)
 
         if dry_run_:
-            result = dry_run(b, opts, progress=progress)
+            result = dry_run(b, opts, target_backend=tb, progress=progress)
         else:
             previous = signal.signal(signal.SIGINT, on_sigint)
             try:
-                result = migrate(b, opts, progress=progress, should_stop=lambda: bool(stop_requested))
+                result = migrate(b, opts, target_backend=tb, progress=progress,
+                                 should_stop=lambda: bool(stop_requested))
             except VerificationError as e:
                 if report and e.report:
-                    emit_json(e.report, report)
+                    _save(e.report, report)
                 raise
             finally:
                 signal.signal(signal.SIGINT, previous)
-    _print_summary(result)
     if report:
-        emit_json(result, report)
+        _save(result, report)
+    if result.get("check"):
+        drift = result["drift"]
+        console.print(f"{'in sync' if result['in_sync'] else 'drift'}: {drift['points_checked']} points checked, "
+                      f"differences {drift['differences'] or 'none'}, first ids {drift['first_ids'] or 'none'}")
+        if not result["in_sync"]:
+            raise MigrationError("source and target differ: run the same command without --check to re-sync")
+        return
+    _print_summary(result)
 
 
 def _print_summary(result: dict) -> None:
@@ -103,11 +164,25 @@ def _print_summary(result: dict) -> None:
         v = result["verification"]
         table.add_row("written", f"{result['points_written']} (skipped {len(result['skipped_ids'])})")
         table.add_row("throughput", f"{result['throughput_points_per_s']} points/s")
-        table.add_row("recall@10", f"{v['recall_at_10']:.4f} over {v['recall_queries']} queries")
+        table.add_row("recall@10", f"{v['recall_at_10']:.4f} over {v['recall_queries']} queries, "
+                                   f"{v['recall_candidates']} candidates")
+        if result.get("resync"):
+            rs = result["resync"]
+            table.add_row("re-sync", f"{rs['rewritten']} rewritten, {rs['deleted']} deleted "
+                                     f"(differences {rs['drift']['differences'] or 'none'})")
         table.add_row("verification", v["summary"])
         if result.get("alias"):
             table.add_row("alias", f"{result['alias']['name']} → {result['alias']['collection']}")
     console.print(table)
+
+
+@functools.wraps(_migrate_command)
+def migrate_command(*args, **kwargs) -> None:
+    try:
+        _migrate_command(*args, **kwargs)
+    except SmecError as e:
+        _with_flags(e)
+        raise
 
 
 def register(app: typer.Typer) -> None:

@@ -116,7 +116,7 @@ def test_vector_choice(store, compressor, tmp_path):
     """Several named vectors need --vector; an unknown --vector is named with the ones there are."""
     seed_source(store, clustered_vectors(60, WIDTH), collection="multi", vector_names=("emb", "title"))
     assert_one_line_failure(run_main(*mig(store, "--collection", "multi", compressor=compressor)),
-                            "several vectors", "--vector")
+                            "several dense vectors", "--vector")
     assert_one_line_failure(run_main(*mig(store, "--collection", "multi", "--vector", "body", compressor=compressor)),
                             "'body'", "emb", "title")
     assert not target_exists(store, "multi_smec")

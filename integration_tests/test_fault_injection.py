@@ -53,7 +53,7 @@ from smec_vdb.compress.artifact import load as load_compressor
 from smec_vdb.migrate import CHECKPOINT_KEY, COMPLETE_KEY
 
 WIDTH = 32
-DIMS = (16, 8)
+DIMS = (24, 16)  # a layout whose coarse-to-fine search clears the default recall gate (0.95) at these sizes
 #: points and batch size per target: enough batches that random kills land inside the copy
 SIZES = {"qdrant-edge": (1000, 25), "milvus-lite": (900, 30), "qdrant-local": (240, 12)}
 ALIAS = "live"
@@ -107,7 +107,7 @@ def migrate_args(store: EmbeddedStore, batch: int, compressor: Path | None) -> l
     how = ["--compressor", str(compressor)] if compressor else ["--dims", ",".join(map(str, DIMS)), "--epochs", "2",
                                                                    "--train-sample", "600"]
     return ["migrate", "--collection", SOURCE, *how, "--batch-size", str(batch), "--verify-queries", "20",
-            "--min-recall", "0.3", "--swap-alias", ALIAS, *store.cli_args]
+            "--swap-alias", ALIAS, *store.cli_args]
 
 
 def assert_consistent_after_kill(store: EmbeddedStore, compressor: Path | None) -> None:

@@ -5,6 +5,9 @@
   equal to a fresh encode.
 - Resume from any offset: a migration interrupted after a random number of batches (batch size
   random too), then resumed, writes every source point exactly once.
+- Fidelity under adversarial input: payload keys that smec-vdb once kept for itself (``_smec_id``,
+  ``_smec*``), Milvus field names (``id``, ``payload``, ``$meta``), and integer and UUID ids in one
+  Qdrant collection survive a migration exactly, and its verification passes.
 
 Examples are few and small so the default run stays in seconds per engine; raise them with
 ``SMEC_VDB_PROPERTY_EXAMPLES``.
@@ -31,9 +34,11 @@ from faults import (
     seed_source,
     train_compressor,
 )
+from smec_vdb.backend import Batch, CollectionSchema, Resolution
 from smec_vdb.collection import SmecCollection
 from smec_vdb.compress.artifact import load as load_compressor
 from smec_vdb.migrate import MigrationInterrupted, MigrationOptions, migrate
+from smec_vdb.migrate.verify import same_content as same_json  # floats within 2 ulp: qdrant-edge-py 0.9 rounds some doubles
 
 WIDTH = 16
 ENGINES = ["qdrant-edge", "milvus-lite"]
@@ -51,26 +56,18 @@ def compressor_path(tmp_path_factory) -> Path:
 
 json_scalars = st.one_of(st.none(), st.booleans(), st.integers(-2**53, 2**53),
                          st.floats(allow_nan=False, allow_infinity=False, width=32), st.text(max_size=20))
+#: keys that once collided with smec-vdb's bookkeeping or with engine field names
+ADVERSARIAL_KEYS = ["_smec_id", "_smec", "_smec_schema", "_smec_x", "id", "payload", "$meta", "vector", "full"]
+keys = st.one_of(st.sampled_from(ADVERSARIAL_KEYS), st.text(min_size=1, max_size=10))
 json_values = st.recursive(json_scalars, lambda inner: st.one_of(
-    st.lists(inner, max_size=4), st.dictionaries(st.text(min_size=1, max_size=8).filter(lambda k: not k.startswith("_smec")),
-                                                 inner, max_size=4)), max_leaves=10)
-payloads = st.dictionaries(st.text(min_size=1, max_size=10).filter(lambda k: not k.startswith("_smec")),
-                           json_values, max_size=5)
+    st.lists(inner, max_size=4), st.dictionaries(keys, inner, max_size=4)), max_leaves=10)
+payloads = st.dictionaries(keys, json_values, max_size=5)
+#: a payload for a string-id point on Qdrant may not use the one key that keeps non-UUID ids
+str_id_payloads = st.dictionaries(keys.filter(lambda k: k != "_smec_id"), json_values, max_size=5)
+mixed_ids = st.lists(st.one_of(st.integers(0, 2**62), st.uuids().map(str)), min_size=2, max_size=30, unique=True)
 int_ids = st.lists(st.integers(0, 2**62), min_size=1, max_size=40, unique=True)
 str_ids = st.lists(st.text(min_size=1, max_size=16).filter(lambda s: "\x00" not in s), min_size=1, max_size=40,
                    unique=True)
-
-
-def same_json(a, b) -> bool:
-    """Equal JSON, floats within 2 ulp: qdrant-edge-py 0.9.0 rounds about 1 in 6 doubles by 1 ulp on the
-    first write (e.g. 9.284549556770589e+26 is read back as 9.284549556770588e+26; stable afterwards)."""
-    if isinstance(a, float) and isinstance(b, float):
-        return a == b or abs(a - b) <= 2 * np.spacing(max(abs(a), abs(b)))
-    if isinstance(a, dict) and isinstance(b, dict):
-        return a.keys() == b.keys() and all(same_json(a[k], b[k]) for k in a)
-    if isinstance(a, list) and isinstance(b, list):
-        return len(a) == len(b) and all(same_json(x, y) for x, y in zip(a, b))
-    return type(a) is type(b) and a == b
 
 
 @pytest.mark.parametrize("engine", ENGINES)
@@ -81,7 +78,7 @@ def test_encode_upsert_iterate_round_trip(engine, compressor_path, data, ids):
     n = len(ids)
     x = data.draw(st.builds(lambda seed: np.random.default_rng(seed).normal(size=(n, WIDTH)).astype(np.float32) * 3,
                             st.integers(0, 2**32 - 1)))
-    pl = data.draw(st.lists(payloads, min_size=n, max_size=n))
+    pl = data.draw(st.lists(str_id_payloads if isinstance(ids[0], str) else payloads, min_size=n, max_size=n))
     with tempfile.TemporaryDirectory() as tmp:
         store = EmbeddedStore.make(engine, Path(tmp))
         with store.session() as b:
@@ -122,3 +119,24 @@ def test_resume_from_any_offset_is_exactly_once(engine, compressor_path, n, batc
         assert report["points_written"] == n
         assert report["resumed"] == (interrupted and stop_after > 0)
         assert_exactly_once(store, compressor_path=compressor_path)
+
+
+@pytest.mark.parametrize("engine", ["qdrant-edge", "qdrant-local"])
+@PROPERTY_SETTINGS
+@given(data=st.data(), ids=mixed_ids)
+def test_migration_keeps_adversarial_payloads_and_mixed_ids(engine, compressor_path, data, ids):
+    n = len(ids)
+    pl = data.draw(st.lists(payloads, min_size=n, max_size=n))
+    x = clustered_vectors(n, WIDTH, seed=n)
+    with tempfile.TemporaryDirectory() as tmp:
+        store = EmbeddedStore.make(engine, Path(tmp))
+        with store.session() as b:
+            b.create_collection(SOURCE, CollectionSchema((Resolution("emb", WIDTH),), id_type="any"))
+            b.upsert(SOURCE, Batch(ids, {"emb": x}, pl))
+            report = migrate(b, MigrationOptions(source=SOURCE, compressor=str(compressor_path), verify_queries=5,
+                                                 min_recall=0.0, compressor_store=str(store.compressor_store)))
+            got = {p.id: p.payload for p in read_all(b, TARGET, with_vectors=False)}
+    assert report["verification"]["passed"] and report["verification"]["differences"] == {}
+    assert sorted(map(repr, got)) == sorted(map(repr, ids))
+    for point_id, expected in zip(ids, pl):
+        assert same_json(got[point_id], expected), (got[point_id], expected)

@@ -21,7 +21,13 @@ from smec_vdb.errors import ConfigError
 from smec_vdb.layout import Layout
 
 PointId = Union[int, str]
-Distance = Literal["cosine", "dot", "euclid"]
+Distance = Literal["cosine", "dot", "euclid", "manhattan"]
+DISTANCES: tuple[str, ...] = ("cosine", "dot", "euclid", "manhattan")
+#: ``int``: non-negative integers; ``str``: non-empty strings; ``any``: both in one collection
+#: (Qdrant: unsigned integers and UUIDs side by side)
+IdType = Literal["int", "str", "any"]
+#: the name under which a Qdrant collection's default (unnamed) vector appears in a schema
+UNNAMED = ""
 PayloadType = Literal["keyword", "integer", "float", "bool"]
 # Payload filter: {field: value} matches payload[field] == value; {field: [v1, v2]} matches any of them.
 # Several fields are ANDed. Values are str/int/float/bool.
@@ -30,16 +36,38 @@ Filter = Mapping[str, Any]
 
 @dataclass(frozen=True)
 class Resolution:
-    """One named vector of a collection: ``name`` (e.g. "d128") and its width."""
+    """One dense vector of a collection: ``name`` (e.g. "d128"; :data:`UNNAMED` for Qdrant's
+    default vector of a foreign collection), its width, and its distance when it differs from the
+    collection's (``None``: the collection's)."""
 
     name: str
     dim: int
+    distance: Distance | None = None
 
     def __post_init__(self) -> None:
-        if not self.name or not self.name.replace("_", "").isalnum():
-            raise ConfigError(f"vector name must be alphanumeric/underscore, found {self.name!r}")
+        if self.name != UNNAMED and not self.name.replace("_", "").replace("-", "").isalnum():
+            raise ConfigError(f"vector name must be alphanumeric/underscore/hyphen, found {self.name!r}")
         if self.dim < 1:
             raise ConfigError(f"vector {self.name!r}: dim must be >= 1, found {self.dim}")
+        if self.distance is not None and self.distance not in DISTANCES:
+            raise ConfigError(f"vector {self.name!r}: distance must be one of {DISTANCES}, found {self.distance!r}")
+
+
+@dataclass(frozen=True)
+class SparseVector:
+    """A sparse vector: ascending ``indices`` and their ``values`` (Qdrant sparse vectors,
+    Milvus SPARSE_FLOAT_VECTOR)."""
+
+    indices: tuple[int, ...]
+    values: tuple[float, ...]
+
+    @classmethod
+    def of(cls, indices: Sequence[int], values: Sequence[float]) -> "SparseVector":
+        pairs = sorted(zip((int(i) for i in indices), (float(np.float32(v)) for v in values)))
+        return cls(tuple(i for i, _ in pairs), tuple(v for _, v in pairs))
+
+    def as_dict(self) -> dict[int, float]:
+        return dict(zip(self.indices, self.values))
 
 
 @dataclass(frozen=True)
@@ -58,11 +86,13 @@ class CollectionSchema:
 
     resolutions: tuple[Resolution, ...]
     distance: Distance = "cosine"
-    id_type: Literal["int", "str"] = "int"
+    id_type: IdType = "int"
     payload_indexes: Mapping[str, PayloadType] = field(default_factory=dict)
     index: IndexParams = IndexParams()
     #: where each resolution lives (graph, RAM/disk tier, quantization); None = the engine's defaults
     layout: Layout | None = None
+    #: names of the sparse vectors (kept as they are, never searched by smec-vdb)
+    sparse: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not self.resolutions:
@@ -70,8 +100,16 @@ class CollectionSchema:
         names = [r.name for r in self.resolutions]
         if len(set(names)) != len(names):
             raise ConfigError(f"vector names must be unique, found {names}")
-        if self.distance not in ("cosine", "dot", "euclid"):
-            raise ConfigError(f"distance must be cosine, dot or euclid, found {self.distance!r}")
+        if self.distance not in DISTANCES:
+            raise ConfigError(f"distance must be one of {DISTANCES}, found {self.distance!r}")
+        if self.id_type not in ("int", "str", "any"):
+            raise ConfigError(f"id_type must be int, str or any, found {self.id_type!r}")
+        if set(self.sparse) & set(names) or len(set(self.sparse)) != len(self.sparse):
+            raise ConfigError(f"sparse vector names must be unique and differ from dense ones, found {list(self.sparse)}")
+
+    def distance_of(self, name: str) -> Distance:
+        """The distance of dense vector ``name`` (its own, else the collection's)."""
+        return self.resolution(name).distance or self.distance
 
     def resolution(self, name: str) -> Resolution:
         for r in self.resolutions:
@@ -82,11 +120,12 @@ class CollectionSchema:
 
 @dataclass
 class Point:
-    """A stored point: id, named vectors (float32 1-D arrays) and payload."""
+    """A stored point: id, dense vectors (float32 1-D arrays), payload and sparse vectors."""
 
     id: PointId
     vectors: dict[str, np.ndarray]
     payload: dict[str, Any]
+    sparse: dict[str, SparseVector] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -112,11 +151,13 @@ class SearchStage:
 
 @dataclass
 class Batch:
-    """A batch of points to upsert: ids, one (n, dim) float32 matrix per resolution, payloads."""
+    """A batch of points to upsert: ids, one (n, dim) float32 matrix per dense vector, payloads,
+    and per sparse vector of the schema one entry per point (``None``: the point has none)."""
 
     ids: Sequence[PointId]
     vectors: Mapping[str, np.ndarray]
     payloads: Sequence[Mapping[str, Any]] | None = None
+    sparse: Mapping[str, Sequence[SparseVector | None]] | None = None
 
 
 @runtime_checkable
@@ -133,6 +174,10 @@ class Backend(Protocol):
     def exists(self, collection: str) -> bool: ...
     def create_collection(self, collection: str, schema: CollectionSchema) -> None:
         """Create it; CollectionExistsError if it exists (whatever its schema)."""
+    def check_schema(self, schema: CollectionSchema) -> None:
+        """ConfigError if this engine cannot hold ``schema`` (checked before anything is trained or written)."""
+    def check_points(self, schema: CollectionSchema, batch: Batch) -> None:
+        """Raise what :meth:`upsert` of ``batch`` into a collection of ``schema`` would raise, writing nothing."""
     def schema(self, collection: str) -> CollectionSchema:
         """The collection's schema as stored by the engine; CollectionNotFoundError if absent."""
     def drop(self, collection: str) -> None:
@@ -144,11 +189,14 @@ class Backend(Protocol):
         """Insert or overwrite points (same id → replaced). Every resolution of the schema must be
         given with the right width (DimensionError) and finite values (InvalidVectorError);
         nothing is written when validation fails."""
+    def delete(self, collection: str, ids: Sequence[PointId]) -> None:
+        """Remove the points with these ids (absent ones are ignored)."""
     def scroll(
         self, collection: str, *, cursor: Any = None, limit: int = 1000, with_vectors: bool | Sequence[str] = True
     ) -> tuple[list[Point], Any]:
         """Points in a stable order (by id) from ``cursor`` (None = start); returns (points, next_cursor),
-        next_cursor None at the end. The cursor is JSON-serialisable so a migration can checkpoint it."""
+        next_cursor None at the end. The cursor is JSON-serialisable so a migration can checkpoint it.
+        ``with_vectors`` names dense and sparse vectors alike; True returns all of them."""
     def retrieve(
         self, collection: str, ids: Sequence[PointId], *, with_vectors: bool | Sequence[str] = True
     ) -> list[Point]:

@@ -3,7 +3,10 @@
 Each point stores its vectors at several resolutions: optionally the full input (``full``) and
 one ``d<dim>`` vector per compressed dim. Writes encode on the fly; searches run coarse-to-fine
 (smallest resolution first, re-scored on each larger one). The collection records the hash of its
-compressor's manifest; opening it with another compressor raises CompressorMismatchError.
+compressor's manifest; opening it with another compressor raises CompressorMismatchError. It may
+also hold *carried* vectors (a migrated source's other dense and sparse vectors), stored as given
+and never encoded. Opened through an alias, it re-resolves the alias on every search and follows
+a swap (loading the new target's compressor), so it never answers with a stale compressor.
 
 Example::
 
@@ -54,7 +57,7 @@ def plan_resolutions(compressor: Compressor, dims: Sequence[int] | None, keep_fu
         compressor.check_dim(d)
     widths = sorted({*chosen, *([compressor.input_dim] if keep_full else [])}, reverse=True)
     if not widths:
-        raise ConfigError("nothing to store: no compressed dims and keep_full=False")
+        raise ConfigError("nothing to store: no compressed dims and keep_full is False")
     return tuple(Resolution(resolution_name(w, compressor.input_dim), w) for w in widths)
 
 
@@ -73,10 +76,16 @@ def compressor_record(compressor: Compressor, resolutions: Sequence[Resolution],
 class SmecCollection:
     """A collection whose points are written and searched through one compressor."""
 
-    def __init__(self, backend: Backend, name: str, compressor: Compressor) -> None:
+    def __init__(self, backend: Backend, name: str, compressor: Compressor, *, follow_alias: bool = False) -> None:
         self.backend = backend
         self.name = name
+        self.follow_alias = follow_alias
+        self._bind(compressor)
+
+    def _bind(self, compressor: Compressor) -> None:
+        backend, name = self.backend, self.name
         self.compressor = compressor
+        self.bound_to = (backend.resolve_alias(name) if backend.supports_aliases else None) or name
         record = backend.get_metadata(name, COMPRESSOR_KEY)
         if record is None:
             raise CompressorMismatchError(
@@ -89,8 +98,29 @@ class SmecCollection:
             )
         self.record = record
         self.schema = backend.schema(name)
-        # Widest first, as stored.
-        self.resolutions = tuple(sorted(self.schema.resolutions, key=lambda r: r.dim, reverse=True))
+        # The compressor's resolutions (not carried vectors), widest first.
+        encoded = record.get("resolutions") or {r.name: r.dim for r in self.schema.resolutions}
+        self.resolutions = tuple(sorted((self.schema.resolution(n) for n in encoded), key=lambda r: r.dim, reverse=True))
+
+    def _follow_swap(self) -> None:
+        """If ``name`` is an alias now pointing elsewhere, bind to the new target and its compressor."""
+        if not self.backend.supports_aliases:
+            return
+        now = self.backend.resolve_alias(self.name) or self.name
+        if now == self.bound_to:
+            return
+        record = self.backend.get_metadata(self.name, COMPRESSOR_KEY) or {}
+        if record.get("manifest_hash") == self.compressor.manifest_hash:
+            self._bind(self.compressor)
+        elif self.follow_alias and record.get("path"):
+            from smec_vdb.compress.artifact import load as load_compressor
+
+            self._bind(load_compressor(record["path"]))
+        else:
+            raise CompressorMismatchError(
+                f"alias {self.name!r} now points at {now!r} (was {self.bound_to!r}), written by compressor "
+                f"{record.get('manifest_hash')}: open it again with that compressor"
+            )
 
     # -- construction -----------------------------------------------------------------
     @classmethod
@@ -107,20 +137,25 @@ class SmecCollection:
         index: IndexParams = IndexParams(),
         compressor_path: str | Path | None = None,
         layout: Layout | None = LAYOUTS[DEFAULT_LAYOUT],
+        carried: Sequence[Resolution] = (),
+        sparse: Sequence[str] = (),
     ) -> "SmecCollection":
-        """Create ``name`` with one vector per resolution and record the compressor's hash.
+        """Create ``name`` with one vector per resolution (plus ``carried`` dense and ``sparse`` vectors
+        kept as given) and record the compressor's hash.
 
-        ``layout`` places the resolutions (see :mod:`smec_vdb.layout`; default ``tiered``: the
-        coarsest with its graph in RAM, the wider ones graph-less on disk); None = engine defaults.
+        ``layout`` places the compressor's resolutions (see :mod:`smec_vdb.layout`; default ``tiered``:
+        the coarsest with its graph in RAM, the wider ones graph-less on disk); carried vectors keep the
+        engine's defaults. None = engine defaults for all.
         """
         resolutions = plan_resolutions(compressor, dims, keep_full)
         schema = CollectionSchema(
-            resolutions=resolutions,
+            resolutions=resolutions + tuple(carried),
             distance="cosine",
             id_type=id_type,  # type: ignore[arg-type]
             payload_indexes=dict(payload_indexes or {}),
             index=index,
-            layout=layout,
+            layout=None if layout is None else layout.governing(r.name for r in resolutions),
+            sparse=tuple(sparse),
         )
         backend.create_collection(name, schema)
         path = None if compressor_path is None else str(Path(compressor_path).resolve())
@@ -129,10 +164,12 @@ class SmecCollection:
 
     @classmethod
     def open(cls, backend: Backend, name: str, compressor: Compressor | str | Path | None = None) -> "SmecCollection":
-        """Open an existing collection, loading its compressor from the recorded path unless one is given."""
+        """Open an existing collection, loading its compressor from the recorded path unless one is given
+        (then an alias swap is followed by loading the new target's compressor)."""
         from smec_vdb.compress.artifact import load as load_compressor
         from smec_vdb.compress.base import Compressor
 
+        follow = compressor is None
         if compressor is None:
             record = backend.get_metadata(name, COMPRESSOR_KEY) if backend.exists(name) else None
             if record is None:
@@ -143,7 +180,7 @@ class SmecCollection:
             compressor = record["path"]
         if not isinstance(compressor, Compressor):
             compressor = load_compressor(compressor)
-        return cls(backend, name, compressor)
+        return cls(backend, name, compressor, follow_alias=follow)
 
     # -- writing ------------------------------------------------------------------------
     def encode(self, full_vectors: Any) -> dict[str, np.ndarray]:
@@ -159,6 +196,9 @@ class SmecCollection:
         n = next(iter(vectors.values())).shape[0]
         if len(ids) != n:
             raise DimensionError(f"got {len(ids)} ids for {n} vectors")
+        carried = [r.name for r in self.schema.resolutions if r not in self.resolutions]
+        if carried:
+            raise ConfigError(f"collection {self.name!r} also holds the vectors {carried}: write them with backend.upsert")
         self.backend.upsert(self.name, Batch(ids=list(ids), vectors=vectors, payloads=payloads))
 
     # -- searching ----------------------------------------------------------------------
@@ -176,6 +216,7 @@ class SmecCollection:
         one re-scores the survivors of the previous one."""
         if k < 1:
             raise ConfigError(f"k must be >= 1, found {k}")
+        self._follow_swap()
         coarse = self.resolutions[-1]
         quantization = None if self.schema.layout is None else self.schema.layout.coarse.quantization
         candidates = candidates or default_candidates(k, self.compressor.input_dim, coarse.dim, quantization)

@@ -7,6 +7,16 @@ Rust panics) are mapped into :class:`BackendError` at the adapter boundary, with
 
 from __future__ import annotations
 
+import re
+
+#: ``scheme://user:password@host`` → ``scheme://***@host`` (also a token with no user)
+_URL_CREDENTIALS = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)[^/\s@'\"]+@")
+
+
+def mask_credentials(text: str) -> str:
+    """``text`` with the user:password part of every URL in it replaced by ``***``."""
+    return _URL_CREDENTIALS.sub(r"\g<scheme>***@", text)
+
 
 class SmecError(Exception):
     """Base class of every smec-vdb error. ``retriable`` is True when a retry may succeed."""
@@ -14,7 +24,7 @@ class SmecError(Exception):
     retriable: bool = False
 
     def __init__(self, message: str, *, retriable: bool | None = None) -> None:
-        super().__init__(message)
+        super().__init__(mask_credentials(message))
         if retriable is not None:
             self.retriable = retriable
 
@@ -55,6 +65,10 @@ class CollectionExistsError(BackendError):
     """A collection with that name exists already, with a schema other than the one asked for."""
 
 
+class CorruptStoreError(BackendError):
+    """A file of an embedded store (e.g. a qdrant-edge sidecar JSON) is unreadable; the message names it."""
+
+
 class CompressorMismatchError(SmecError):
     """A collection was written by another compressor than the one used to read or write it."""
 
@@ -63,8 +77,13 @@ class MigrationError(SmecError):
     """A migration cannot proceed (bad source, checkpoint from another run, …)."""
 
 
+class UnsupportedSourceError(MigrationError):
+    """The source holds something the target cannot keep faithfully (a distance, an id kind, a vector
+    name clash); raised while planning, before anything is trained or written."""
+
+
 class VerificationError(MigrationError):
-    """A finished migration failed its verification (counts, ids, payloads or recall).
+    """A finished migration failed its verification (ids, content, vectors, encodings or recall).
 
     ``report`` carries the full migration report so callers can still save it.
     """

@@ -17,8 +17,8 @@ Example::
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any, Literal, Mapping
+from dataclasses import asdict, dataclass, field, replace
+from typing import TYPE_CHECKING, Any, Iterable, Literal, Mapping
 
 from smec_vdb.errors import ConfigError
 
@@ -124,25 +124,41 @@ RESCORE_ON_DISK = VectorLayout(graph=False, tier="disk")
 @dataclass(frozen=True)
 class Layout:
     """How a collection places its resolutions: ``coarse`` (the narrowest, searched first) and
-    ``rescore`` (every wider one, read only to re-score candidates). Default: tiered."""
+    ``rescore`` (every wider one, read only to re-score candidates). Default: tiered.
+
+    ``vectors`` names the resolutions it places (a collection's compressed and full vectors); any
+    other dense vector (one carried over from a migrated source) keeps the engine's defaults. Empty:
+    every dense vector of the collection."""
 
     coarse: VectorLayout = ALL_RAM
     rescore: VectorLayout = RESCORE_ON_DISK
     name: str = field(default="tiered", compare=False)
+    vectors: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not self.coarse.graph and self.coarse.tier == "disk" and not self.coarse.quantization.enabled:
             raise ConfigError("the coarse resolution needs a graph, RAM or a quantized copy: it is searched first")
 
+    def governing(self, names: Iterable[str]) -> "Layout":
+        """This layout, placing only the vectors ``names``."""
+        return replace(self, vectors=tuple(names))
+
+    def governs(self, name: str) -> bool:
+        return not self.vectors or name in self.vectors
+
     def placement(self, resolutions: Mapping[str, int], name: str) -> VectorLayout:
-        """The placement of resolution ``name`` among ``resolutions`` ({name: dim})."""
+        """The placement of resolution ``name`` among ``resolutions`` ({name: dim}); a vector this
+        layout does not govern is placed as the engine's default (graph and floats in RAM)."""
         if name not in resolutions:
             raise ConfigError(f"no vector named {name!r}; this collection has {sorted(resolutions)}")
-        narrowest = min(resolutions, key=lambda n: resolutions[n])
+        if not self.governs(name):
+            return ALL_RAM
+        narrowest = min((n for n in resolutions if self.governs(n)), key=lambda n: resolutions[n])
         return self.coarse if name == narrowest else self.rescore
 
     def to_json(self) -> dict[str, Any]:
-        return {"name": self.name, "coarse": asdict(self.coarse), "rescore": asdict(self.rescore)}
+        return {"name": self.name, "coarse": asdict(self.coarse), "rescore": asdict(self.rescore),
+                "vectors": list(self.vectors)}
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> "Layout":
@@ -150,7 +166,8 @@ class Layout:
             return VectorLayout(graph=bool(d["graph"]), tier=d["tier"], quantization=Quantization(**d["quantization"]))
 
         try:
-            return cls(coarse=vector(data["coarse"]), rescore=vector(data["rescore"]), name=str(data.get("name", "custom")))
+            return cls(coarse=vector(data["coarse"]), rescore=vector(data["rescore"]), name=str(data.get("name", "custom")),
+                       vectors=tuple(str(n) for n in data.get("vectors", ())))
         except (KeyError, TypeError) as exc:
             raise ConfigError(f"malformed layout record {dict(data)!r}: {exc}") from exc
 
@@ -237,7 +254,8 @@ def placements(schema: "CollectionSchema") -> dict[str, VectorLayout | None]:
     widths = {r.name: r.dim for r in schema.resolutions}
     if schema.layout is None:
         return {name: None for name in widths}
-    return {name: schema.layout.placement(widths, name) for name in widths}
+    layout = schema.layout
+    return {name: layout.placement(widths, name) if layout.governs(name) else None for name in widths}
 
 
 @dataclass(frozen=True)

@@ -188,3 +188,32 @@ def test_filters_give_the_same_hits_with_and_without_typed_columns(backend):
         assert hits["typed"] == hits["plain"], flt
         assert set(hits["typed"]) == expected, flt
     assert backend.retrieve("typed", [5])[0].payload == payloads[5]
+
+
+def test_a_foreign_layout_is_read_with_its_own_key_fields_and_metrics():
+    from pymilvus import DataType
+
+    from smec_vdb.adapters.milvus import _layout_from_engine
+
+    described = {"collection_name": "docs", "enable_dynamic_field": True, "properties": {}, "fields": [
+        {"name": "doc_id", "type": DataType.VARCHAR, "params": {"max_length": 64}, "is_primary": True},
+        {"name": "dense", "type": DataType.FLOAT_VECTOR, "params": {"dim": 8}},
+        {"name": "img", "type": DataType.FLOAT_VECTOR, "params": {"dim": 2}},
+        {"name": "sp", "type": DataType.SPARSE_FLOAT_VECTOR, "params": {}},
+        {"name": "year", "type": DataType.INT64, "params": {}}]}
+    layout = _layout_from_engine(described, {"dense": "COSINE", "img": "L2"})
+    assert layout.foreign and layout.pk == "doc_id" and layout.scalars == ("year",) and layout.dynamic
+    assert layout.schema.id_type == "str" and layout.schema.sparse == ("sp",)
+    assert [(r.name, r.dim, r.distance) for r in layout.schema.resolutions] == [("dense", 8, "cosine"), ("img", 2, "euclid")]
+    assert layout.output_fields(True) == ["doc_id", "year", "$meta", "dense", "img", "sp"]
+    point = layout.point({"doc_id": "a", "year": 2020, "extra": {"k": 1}, "dense": [0.0] * 8, "img": [1.0, 2.0],
+                          "sp": {3: 0.5}}, ["dense", "img", "sp"])
+    assert point.id == "a" and point.payload == {"year": 2020, "extra": {"k": 1}}
+    assert point.sparse["sp"].as_dict() == {3: 0.5}
+
+
+def test_mixed_id_types_and_manhattan_are_refused_before_creating(backend):
+    with pytest.raises(ConfigError, match="one type"):
+        backend.check_schema(CollectionSchema((Resolution("v", 4),), id_type="any"))
+    with pytest.raises(ConfigError, match="Manhattan"):
+        backend.check_schema(CollectionSchema((Resolution("v", 4, "manhattan"),)))

@@ -1,0 +1,26 @@
+"""Migration of an existing collection into a verified multi-resolution SMEC collection, by phase:
+
+- :mod:`~smec_vdb.migrate.options`: what to do (:class:`MigrationOptions`) and progress events;
+- :mod:`~smec_vdb.migrate.plan`: read the source's layout, survey it, refuse before writing, train;
+- :mod:`~smec_vdb.migrate.copy`: stream, encode, upsert, checkpoint;
+- :mod:`~smec_vdb.migrate.verify`: compare every point, recall@10 with a bounded candidate budget;
+- :mod:`~smec_vdb.migrate.simulate`: the dry run, the plan without writing;
+- :mod:`~smec_vdb.migrate.run`: :func:`migrate`, which runs, resumes, re-syncs or checks.
+"""
+
+from smec_vdb.migrate.options import (
+    CHECKPOINT_KEY,
+    COMPLETE_KEY,
+    DEFAULT_COMPRESSOR_STORE,
+    MigrationEvent,
+    MigrationInterrupted,
+    MigrationOptions,
+)
+from smec_vdb.migrate.plan import choose_schedule, inspect_source
+from smec_vdb.migrate.run import migrate
+from smec_vdb.migrate.simulate import dry_run
+
+__all__ = [
+    "CHECKPOINT_KEY", "COMPLETE_KEY", "DEFAULT_COMPRESSOR_STORE", "MigrationEvent", "MigrationInterrupted",
+    "MigrationOptions", "choose_schedule", "dry_run", "inspect_source", "migrate",
+]

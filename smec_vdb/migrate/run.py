@@ -1,0 +1,219 @@
+"""The migration engine: turn an existing collection into a verified multi-resolution SMEC collection.
+
+Flow (issues 4, 10): plan (read the source's layout, survey every point, refuse what cannot be
+kept, before anything is trained or written) → train SMEC on a sample of the source's own vectors
+(or reuse a compressor) → create the target → copy in batches, checkpointing the source cursor →
+verify every point (:mod:`smec_vdb.migrate.verify`) → alias swap only when verification passes.
+
+Re-running the same command resumes from the checkpoint; once complete, it re-syncs: points the
+source added, changed or deleted since are found by comparing content and only those are
+rewritten or deleted, then the whole target is verified again. ``check`` reports that drift and
+writes nothing. Writes made to the source *during* a run: a point changed behind the copy cursor
+is found by the final verification, which fails naming it; the next run re-syncs it. The source is
+only ever read; it may live on another engine than the target (``target_backend``).
+
+Example::
+
+    backend = open_backend("qdrant-edge", path="./smec_data")
+    report = migrate(backend, MigrationOptions(source="docs", dim=256))
+    print(report["verification"]["recall_at_10"])
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from pathlib import Path
+
+import numpy as np
+
+from smec_vdb.backend import Backend, Point
+from smec_vdb.collection import COMPRESSOR_KEY, FULL, SmecCollection
+from smec_vdb.errors import CollectionExistsError, ConfigError, MigrationError, VerificationError
+from smec_vdb.layout import check_engine_support, default_layout
+from smec_vdb.migrate.copy import copy, refuse_bad, write_points
+from smec_vdb.migrate.options import CHECKPOINT_KEY, COMPLETE_KEY, MigrationOptions, ProgressCallback, StopCheck
+from smec_vdb.migrate.plan import SourceInfo, Timer, bad_vector_rows, inspect_source, make_plan, obtain_compressor, stored_dims
+from smec_vdb.migrate.verify import diff, verify
+
+
+def _interrupted_creation(backend: Backend, target: str, info: SourceInfo) -> bool:
+    """An empty target with neither checkpoint nor completion record whose vectors are named the way
+    migrate names them (``full``, ``d<dim>``, the source's carried ones): a run killed between creating
+    it and checkpointing."""
+    if backend.count(target) != 0:
+        return False
+    carried = {r.name for r in info.carried}
+    return all(r.name == FULL or (r.name[:1] == "d" and r.name[1:].isdigit()) or r.name in carried
+               for r in backend.schema(target).resolutions)
+
+
+def prepare_target(backend: Backend, info: SourceInfo, opts: MigrationOptions, plan: str
+                   ) -> tuple[str, dict | None, bool]:
+    """How the target stands, without changing it: (state, checkpoint, drop_first) with state
+    "fresh", "resume" or "complete"; ``drop_first``: a fresh run must first drop what is there
+    (``restart``, or a target killed between its creation and its first checkpoint)."""
+    target = opts.target_name
+    if not backend.exists(target):
+        return "fresh", None, False
+    if opts.restart:
+        return "fresh", None, True
+    checkpoint = backend.get_metadata(target, CHECKPOINT_KEY)
+    complete = backend.get_metadata(target, COMPLETE_KEY)
+    if checkpoint is not None:
+        if checkpoint.get("plan") != plan:
+            raise MigrationError(
+                f"target {target!r} holds a checkpoint from another run (plan {checkpoint.get('plan')}, "
+                f"this run {plan}): re-run with the same options, or set restart to start over"
+            )
+        return "resume", checkpoint, False
+    if complete is not None:
+        if complete.get("plan") != plan:
+            raise CollectionExistsError(
+                f"target {target!r} exists from another migration (plan {complete.get('plan')}): "
+                f"choose another target or set restart"
+            )
+        return "complete", None, False
+    if not opts.check and _interrupted_creation(backend, target, info):
+        return "fresh", None, True
+    raise CollectionExistsError(
+        f"target {target!r} exists and was not created by this migration: choose another target, "
+        f"or set restart to replace it"
+    )
+
+
+def migrate(
+    backend: Backend,
+    opts: MigrationOptions,
+    *,
+    target_backend: Backend | None = None,
+    progress: ProgressCallback | None = None,
+    should_stop: StopCheck | None = None,
+) -> dict[str, Any]:
+    """Run, resume, re-sync (or with ``check``, compare) a migration and return its report (module doc)."""
+    started = time.perf_counter()
+    timer = Timer()
+    source, target = backend, target_backend or backend
+    if target is source and opts.target_name == opts.source:
+        raise ConfigError("the target must differ from the source: the source is never modified")
+    info = inspect_source(source, opts.source, opts.vector)
+    if info.count == 0:
+        raise MigrationError(f"source {opts.source!r} is empty: nothing to migrate")
+    check_engine_support(target.target, opts.layout, opts.index.kind)  # before training or writing
+    plan = opts.plan_id(info.vector)
+    name = opts.target_name
+    state, checkpoint, drop_first = prepare_target(target, info, opts, plan)
+    if opts.check and state != "complete":
+        raise MigrationError(f"nothing to check: target {name!r} is {'absent' if state == 'fresh' else 'mid-copy'}; "
+                             "run without check to migrate")
+
+    recorded = (checkpoint or {}).get("compressor_path") if state == "resume" else (
+        (target.get_metadata(name, COMPRESSOR_KEY) or {}).get("path") if state == "complete" else None)
+    t0 = time.perf_counter()
+    planned = make_plan(source, target, info, opts, recorded, progress)  # every refusal comes here
+    timer.add("survey", t0)
+    if drop_first:
+        target.drop(name)
+    t0 = time.perf_counter()
+    comp = obtain_compressor(planned, opts, progress)
+    if planned.reused is not None:
+        comp_path = planned.reused[1]
+    else:
+        comp_path = Path(opts.compressor_store) / f"{name}-{plan}"
+        comp.save(comp_path)
+    timer.add("train", t0)
+    comp_path = comp_path.resolve()
+    schema, reused = planned.schema, planned.reused
+
+    resync: dict[str, Any] | None = None
+    written = 0
+    if state == "complete":
+        col = SmecCollection(target, name, comp)
+        resync = _resync(source, target, info, col, opts, timer, progress, should_stop)
+        if opts.check:
+            return _check_report(info, col, plan, resync, started)
+        skipped = resync.pop("skipped")
+        written = col.count()  # points the target holds; this run's rewrites are in resync
+    else:
+        if state == "fresh":
+            col = SmecCollection.create(
+                target, name, comp, dims=stored_dims(opts, comp.dims), keep_full=opts.keep_full,
+                id_type=schema.id_type, payload_indexes=schema.payload_indexes, index=opts.index,
+                compressor_path=comp_path, carried=info.carried, sparse=info.schema.sparse,
+                layout=opts.layout or default_layout(target.target, opts.index.kind),
+            )
+            checkpoint = {"plan": plan, "cursor": None, "written": 0, "skipped_ids": [],
+                          "compressor_path": str(comp_path), "compressor_hash": comp.manifest_hash}
+            target.set_metadata(name, CHECKPOINT_KEY, checkpoint)
+        else:
+            col = SmecCollection(target, name, comp)
+        assert checkpoint is not None
+        written, skipped = copy(source, target, info, col, opts, checkpoint, timer, progress, should_stop)
+    copy_seconds = sum(timer.seconds.get(p, 0.0) for p in ("read", "encode", "write"))
+
+    t0 = time.perf_counter()
+    verification = verify(source, target, info, col, min_recall=opts.min_recall, n_queries=opts.verify_queries,
+                          seed=opts.seed, batch=max(opts.batch_size, 256), progress=progress, should_stop=should_stop)
+    timer.add("verify", t0)
+    total = time.perf_counter() - started
+    report = {
+        "source": info.as_dict(),
+        "target": {"collection": name, "resolutions": {r.name: r.dim for r in col.resolutions},
+                   "carried": {r.name: r.dim for r in info.carried}, "sparse": list(info.schema.sparse),
+                   "id_type": col.schema.id_type, "backend": target.target},
+        "compressor": {"path": str(comp_path), "hash": comp.manifest_hash, "method": comp.method,
+                       "dims": list(comp.dims), "trained_now": reused is None},
+        "plan": plan,
+        "points_written": written,
+        "skipped_ids": skipped,
+        "bytes_per_point": {"before": 4 * info.width, "after": 4 * sum(r.dim for r in col.resolutions)},
+        "seconds": {**{k: round(v, 3) for k, v in timer.seconds.items()}, "total": round(total, 3)},
+        "verify_share": round(timer.seconds["verify"] / total, 3) if total > 0 else None,
+        "throughput_points_per_s": round(written / copy_seconds, 1) if copy_seconds > 0 else None,
+        "verification": verification,
+        "resumed": bool(checkpoint and checkpoint.get("written")),
+        "already_complete": state == "complete",
+        "resync": resync,
+        "alias": None,
+    }
+    target.set_metadata(name, COMPLETE_KEY, {"plan": plan, "skipped_ids": skipped, "verification": verification})
+    target.set_metadata(name, CHECKPOINT_KEY, None)
+    if not verification["passed"]:
+        raise VerificationError(verification["summary"], report=report)
+    if opts.swap_alias:
+        target.create_alias(opts.swap_alias, name)
+        report["alias"] = {"name": opts.swap_alias, "collection": name}
+    return report
+
+
+def _resync(source: Backend, target: Backend, info: SourceInfo, col: SmecCollection, opts: MigrationOptions,
+            timer: Timer, progress: ProgressCallback | None, should_stop: StopCheck | None) -> dict[str, Any]:
+    """Bring a complete target up to date: rewrite missing/changed points, delete ones gone from the
+    source (nothing is written with ``check``)."""
+    counts = {"rewritten": 0, "deleted": 0}
+
+    def repair(points: list[Point], x: np.ndarray) -> None:
+        refuse_bad(points, bad_vector_rows(x), opts)
+        write_points(target, col, info, points, x, timer)
+        counts["rewritten"] += len(points)
+
+    def delete_extra(ids: list) -> None:
+        target.delete(col.name, ids)
+        counts["deleted"] += len(ids)
+
+    t0 = time.perf_counter()
+    drift = diff(source, target, info, col, max(opts.batch_size, 256), repair=None if opts.check else repair,
+                 delete_extra=None if opts.check else delete_extra, progress=progress, should_stop=should_stop,
+                 phase="resync")
+    timer.add("resync", t0)
+    return {"drift": drift.as_dict(), "skipped": drift.skipped, **counts}
+
+
+def _check_report(info: SourceInfo, col: SmecCollection, plan: str, resync: dict[str, Any], started: float
+                  ) -> dict[str, Any]:
+    drift = resync["drift"]
+    return {"check": True, "source": info.as_dict(), "target": {"collection": col.name}, "plan": plan,
+            "drift": drift, "in_sync": not drift["differences"],
+            "seconds": {"total": round(time.perf_counter() - started, 3)}}
+
