@@ -14,7 +14,7 @@ from typing import Annotated, Optional
 import typer
 from rich.table import Table
 
-from smec_vdb.cli.common import BackendOpt, PathOpt, PhaseProgress, UrlOpt, backend_session, console, emit_json, parse_dims
+from smec_vdb.cli.common import BackendOpt, PathOpt, PhaseProgress, UrlOpt, backend_session, console, parse_dims
 from smec_vdb.errors import ConfigError, MigrationError, SmecError, VerificationError, mask_credentials
 from smec_vdb.layout import DEFAULT_LAYOUT, parse_layout
 from smec_vdb.migrate import DEFAULT_COMPRESSOR_STORE, MigrationOptions, dry_run, migrate

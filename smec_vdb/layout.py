@@ -133,7 +133,7 @@ class Layout:
     coarse: VectorLayout = ALL_RAM
     rescore: VectorLayout = RESCORE_ON_DISK
     name: str = field(default="tiered", compare=False)
-    vectors: tuple[str, ...] = ()
+    vectors: tuple[str, ...] = field(default=(), compare=False)
 
     def __post_init__(self) -> None:
         if not self.coarse.graph and self.coarse.tier == "disk" and not self.coarse.quantization.enabled:

@@ -85,6 +85,17 @@ def test_placement_is_by_width_not_by_name():
         layout.placement(WIDTHS, "d64")
 
 
+def test_carried_vectors_keep_engine_defaults():
+    """A migrated source's other vectors (narrower or not) are not placed by the compressor's layout."""
+    layout = LAYOUTS["tiered"].governing(["full", "d128"])
+    widths = {**WIDTHS, "image": 64}
+    assert layout.placement(widths, "d128") is layout.coarse  # the narrowest *governed* vector
+    assert layout.placement(widths, "full") is layout.rescore
+    assert layout.placement(widths, "image") == VectorLayout(graph=True, tier="ram")
+    assert Layout.from_json(layout.to_json()).vectors == ("full", "d128")
+    assert LAYOUTS["tiered"].placement(widths, "image") is LAYOUTS["tiered"].coarse  # ungoverned: all vectors
+
+
 @pytest.mark.parametrize("name", sorted(LAYOUTS))
 def test_layout_json_round_trip(name):
     layout = parse_layout(name, quantize="binary2:q8")
