@@ -32,6 +32,7 @@ def _register_commands() -> None:
     migrate.register(app)
     search.register(app)
     inspect.register(app)
+    __import__("smec_vdb.cli.extend", fromlist=["register"]).register(app)
 
 
 def main() -> None:

@@ -35,7 +35,6 @@ import torch
 from torch import nn
 
 from smec_vdb.compress.ads import AdaptiveDimensionSelector
-from smec_vdb.compress.artifact import register
 from smec_vdb.compress.base import Compressor, validate_schedule
 from smec_vdb.errors import ConfigError
 
@@ -52,8 +51,12 @@ class SMECStage(nn.Module):
     def out_dim(self) -> int:
         return self.selector.k
 
-    def forward(self, z: torch.Tensor, tau: float = 1.0, generator: torch.Generator | None = None) -> torch.Tensor:
-        return self.selector(z @ self.weight.T, tau, generator)
+    def forward(self, z: torch.Tensor, tau: float = 1.0, noise: float = 1.0,
+                generator: torch.Generator | None = None) -> torch.Tensor:
+        """level_k = ADS(W z): only the kept rows of W are multiplied (d_k of d_{k-1} outputs)."""
+        keep, weights = self.selector.sample(tau, noise, generator)
+        out = z @ self.weight.index_select(0, keep).T
+        return out if weights is None else out * weights
 
     @torch.no_grad()
     def init_pca(self, inputs: torch.Tensor) -> None:
@@ -77,7 +80,6 @@ class SMECStage(nn.Module):
         return self.weight.index_select(0, self.selector.selected().to(self.weight.device))
 
 
-@register
 class SMECCompressor(Compressor):
     """Sequential Matryoshka compressor: linear stages D → dims[0] → dims[1] → …"""
 
@@ -114,7 +116,8 @@ class SMECCompressor(Compressor):
     def extend(self, new_dim: int) -> int:
         """Append a stage dims[-1] → ``new_dim`` (initialised to the prefix); returns its stage index.
 
-        Earlier stages are untouched; train the new one with ``smec_vdb.train.smrl.extend_smec``.
+        Earlier stages are untouched; train the new one with ``smec_vdb.train.smrl.extend_smec``
+        (or :meth:`fit_extension`).
         """
         new_dim = int(new_dim)
         dims = validate_schedule(self.input_dim, (*self.dims, new_dim))
@@ -123,6 +126,15 @@ class SMECCompressor(Compressor):
         self.dims = dims
         self._levels.clear()
         return len(self.stages) - 1
+
+    # -- training (SMEC paper §3.2–3.4, in smec_vdb.train.smrl) ------------------------
+    @classmethod
+    def fit(cls, vectors: Any, dims: Sequence[int], config: Any = None, examples: Any = None,
+            progress: Any = None, validation: Any = None) -> "SMECCompressor":
+        """Sequential training (SMRL + ADS + S-XBM), see :func:`smec_vdb.train.smrl.train_smec`."""
+        from smec_vdb.train.smrl import train_smec
+
+        return train_smec(vectors, dims, config, examples, progress, validation)
 
     # -- computation ------------------------------------------------------------------
     def train(self, mode: bool = True) -> "SMECCompressor":
