@@ -7,17 +7,19 @@ them the next level keeps.
   added to the logits and eq. 6, ``softmax_τ(ẑ + G)``, is applied ``k`` times without
   replacement (each draw's probability mass is removed from the logits before the next; the
   relaxed top-k of Xie & Ermon 2019). The sum of the ``k`` softmaxes is a soft k-hot vector whose
-  entries are the probabilities of keeping each dim. The forward pass keeps exactly the ``k``
-  dims with the largest perturbed logits, scaled by the straight-through mask
-  ``1 + khot − khot.detach()`` (value 1, gradient of the soft k-hot), so every logit — kept or
-  not — receives a gradient through the softmax normalisation. τ and the noise are annealed
-  by the trainer over the epochs it runs, so late in training the kept set is the inference set.
+  entries are the probabilities of keeping each dim, and the training forward pass weights every
+  dim by it (``z ⊙ khot``, :meth:`masked`): the relaxation itself, not a straight-through hard
+  mask — under a cosine loss a hard 0 gives a dropped dim exactly zero gradient (its effect on a
+  cosine is second order), so it could never be picked up. As τ and the noise are annealed by the
+  trainer (over the epochs it runs), ``khot`` hardens to the k-hot of the top-k logits, so late in
+  training the model sees the inference selection. :meth:`forward` returns the k columns with
+  the largest perturbed logits (for a following stage).
 * Inference: the deterministic top-k of the logits, indices sorted ascending.
 
 Example::
 
     ads = AdaptiveDimensionSelector(in_dim=8, k=4)
-    keep, mask = ads.sample(tau=0.5, noise=1.0)   # 4 indices, (4,) straight-through weights
+    keep, khot = ads.sample(tau=0.5, noise=1.0)   # 4 indices, (8,) soft k-hot summing to 4
     ads.selected()                                # the 4 kept at inference, ascending
 """
 
@@ -65,21 +67,33 @@ class AdaptiveDimensionSelector(nn.Module):
         """Indices (ascending) of the k dims kept at inference: deterministic top-k of the logits."""
         return torch.sort(torch.topk(self.logits.detach(), self.k).indices).values
 
+    @property
+    def sampling(self) -> bool:
+        """Whether the selection is sampled (training a learnable selector) rather than the fixed top-k."""
+        return self.training and self.learnable
+
     def sample(self, tau: float = 1.0, noise: float = 1.0,
-               generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """(kept indices ascending, straight-through weights on them or None when nothing is learnt)."""
-        if not (self.training and self.learnable):
-            return self.selected().to(self.logits.device), None
+               generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(the k indices of largest perturbed logit, ascending; the (in_dim,) soft k-hot weights)."""
         perturbed = self.logits
         if noise > 0:
             perturbed = perturbed + noise * gumbel(self.in_dim, generator, self.logits.device)
         keep = torch.sort(torch.topk(perturbed.detach(), self.k).indices).values
-        khot = relaxed_top_k(perturbed, self.k, tau).index_select(0, keep)
-        return keep, 1.0 + khot - khot.detach()
+        return keep, relaxed_top_k(perturbed, self.k, tau)
+
+    def masked(self, z: torch.Tensor, tau: float = 1.0, noise: float = 1.0,
+               generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(``z`` weighted by the soft k-hot (the fixed k-hot when not sampling), the k kept indices)."""
+        if not self.sampling:
+            keep = self.selected().to(z.device)
+            return z * torch.zeros(self.in_dim, device=z.device).index_fill(0, keep, 1.0), keep
+        keep, mask = self.sample(tau, noise, generator)
+        return z * mask, keep
 
     def forward(self, z: torch.Tensor, tau: float = 1.0, noise: float = 1.0,
                 generator: torch.Generator | None = None) -> torch.Tensor:
         """Keep ``k`` columns of ``z`` (n, in_dim) -> (n, k)."""
-        keep, weights = self.sample(tau, noise, generator)
-        out = z.index_select(1, keep)
-        return out if weights is None else out * weights
+        if not self.sampling:
+            return z.index_select(1, self.selected().to(z.device))
+        full, keep = self.masked(z, tau, noise, generator)
+        return full.index_select(1, keep)

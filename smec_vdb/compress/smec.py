@@ -53,10 +53,16 @@ class SMECStage(nn.Module):
 
     def forward(self, z: torch.Tensor, tau: float = 1.0, noise: float = 1.0,
                 generator: torch.Generator | None = None) -> torch.Tensor:
-        """level_k = ADS(W z): only the kept rows of W are multiplied (d_k of d_{k-1} outputs)."""
-        keep, weights = self.selector.sample(tau, noise, generator)
-        out = z @ self.weight.index_select(0, keep).T
-        return out if weights is None else out * weights
+        """level_k = ADS(W z) (n, d_k). With a fixed selection only the kept rows of W are multiplied."""
+        if not self.selector.sampling:
+            return z @ self.kept_rows().T
+        return self.selector(z @ self.weight.T, tau, noise, generator)
+
+    def masked(self, z: torch.Tensor, tau: float = 1.0, noise: float = 1.0,
+               generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Training with ADS: (W z weighted by the soft k-hot, for the loss; its kept columns, for the next stage)."""
+        full, keep = self.selector.masked(z @ self.weight.T, tau, noise, generator)
+        return full, full.index_select(1, keep)
 
     @torch.no_grad()
     def init_pca(self, inputs: torch.Tensor) -> None:

@@ -40,7 +40,7 @@ def _train_level(selector: AdaptiveDimensionSelector, previous: torch.Tensor, da
         n = z.shape[0]
         if query_rows is not None:
             z = torch.cat([z, gather(data.queries[query_rows])])
-        out = selector(z, tau_noise[0], tau_noise[1], generator)
+        out, _ = selector.masked(z, tau_noise[0], tau_noise[1], generator)
         return Outputs([out[:n]], [out[n:]] if query_rows is not None else None)
 
     def score() -> float:

@@ -72,9 +72,12 @@ def train_stages(comp: SMECCompressor, data: TrainingData, config: TrainConfig, 
             z = torch.cat([z, query_inputs[query_rows]])
         docs, queries = [], []
         for stage in modules:
-            z = stage(z, schedule.tau, schedule.noise, generator)
-            docs.append(z[:n])
-            queries.append(z[n:])
+            if stage.selector.sampling:  # the loss sees the soft-k-hot-weighted output (eq. 6 relaxation)
+                out, z = stage.masked(z, schedule.tau, schedule.noise, generator)
+            else:
+                out = z = stage(z)
+            docs.append(out[:n])
+            queries.append(out[n:])
         return Outputs(docs, queries if query_rows is not None else None)
 
     def level(inputs: torch.Tensor, upto: int) -> torch.Tensor:
