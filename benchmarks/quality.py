@@ -10,6 +10,8 @@ Sections (all nDCG@10 of exact cosine search on the BEIR test split unless named
   ``--seeds`` seeds, mean ± sd.
 * ``ads``      — paper Table 2: achievement rate (share of the kept dims among the top-d by WARE, eq. 10)
   of ADS selection, prefix truncation and variance ranking on raw SciFact MiniLM vectors.
+* ``gradvar``  — paper Figs. 6–7: per-epoch variance (over the steps) of the gradient of the first
+  stage's weights, MRL (all stages jointly) vs SMRL, SciFact, same epochs for both.
 * ``memory``   — paper Table 3: S-XBM memory size (0 = in-batch neighbours … 20,000) vs held-out
   neighbour recall@10 of a 384→64 stage on the 63,678 debian-package vectors.
 
@@ -41,6 +43,7 @@ from smec_vdb.eval.experiment import (
 from smec_vdb.eval.report import ResultRow, markdown_table, plot_ndcg_vs_dims
 from smec_vdb.train.config import TrainConfig
 
+OUT = Path("benchmarks/results")
 MINILM = "minilm-l6-v2"
 DIMS = (128, 64, 32)
 MAX_RELEVANT, MAX_QUERIES = 50, 1000
@@ -54,15 +57,17 @@ ABLATION = [
     ("SMEC (all three)", {"use_smrl": True, "use_ads": True, "use_xbm": True}),
 ]
 MEMORY_SIZES = (0, 1000, 5000, 20000)
+MEMORY_EPOCHS = 3  # 63,678 rows: ~250 steps an epoch
+GRADVAR_EPOCHS = 10
 
 
 def log(msg: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
 
 
-def main_section(config: TrainConfig, seeds: list[int], out: dict) -> list[ResultRow]:
+def main_section(config: TrainConfig, seeds: list[int], out: dict, datasets: list[str]) -> list[ResultRow]:
     rows: list[ResultRow] = []
-    for name in ("scifact", "nfcorpus"):
+    for name in datasets:
         ds = load_beir(name, MINILM)
         rows.append(full_dim_row(ds))
         qrels = training_qrels(ds, max_relevant=MAX_RELEVANT, max_queries=MAX_QUERIES)
@@ -142,7 +147,7 @@ def memory_section(config: TrainConfig, out: dict) -> str:
     x = np.load(path).astype(np.float32)
     result = {}
     for size in MEMORY_SIZES:
-        cfg = replace(config, use_xbm=size > 0, memory_size=max(size, 1))
+        cfg = replace(config, use_xbm=size > 0, memory_size=max(size, 1), epochs=MEMORY_EPOCHS, patience=MEMORY_EPOCHS)
         log(f"memory size {size}")
         started = time.perf_counter()
         comp = train_smec(x, [64], cfg)
@@ -157,7 +162,44 @@ def memory_section(config: TrainConfig, out: dict) -> str:
     return "\n".join(lines)
 
 
-def _plot_lines(series: dict, xs: list, xlabel: str, ylabel: str, path: Path) -> None:
+def gradvar_section(config: TrainConfig, out: dict) -> str:
+    """Record every step's gradient of the first stage's square weight through a global optimizer hook."""
+    from torch.optim.optimizer import register_optimizer_step_pre_hook
+
+    from smec_vdb.train.smrl import train_smec
+
+    x = np.array(load_beir("scifact", MINILM).corpus, dtype=np.float32)
+    result = {}
+    for label, joint in (("MRL", True), ("SMRL", False)):
+        grads: list[torch.Tensor] = []
+        first: list[int] = []
+
+        def hook(optimizer, args, kwargs):
+            weight = optimizer.param_groups[0]["params"][0]
+            if not first:
+                first.append(id(weight))
+            if id(weight) == first[0] and weight.grad is not None:
+                grads.append(weight.grad.detach().flatten().clone())
+
+        handle = register_optimizer_step_pre_hook(hook)
+        try:
+            log(f"gradient variance: {label}")
+            cfg = replace(config, use_smrl=not joint, use_ads=False, epochs=GRADVAR_EPOCHS, patience=GRADVAR_EPOCHS)
+            train_smec(x, list(DIMS), cfg)
+        finally:
+            handle.remove()
+        steps = len(grads) // GRADVAR_EPOCHS
+        per_epoch = [float(torch.stack(grads[e * steps : (e + 1) * steps]).var(dim=0).mean()) for e in range(GRADVAR_EPOCHS)]
+        result[label] = per_epoch
+    out["gradvar"] = result
+    _plot_lines(result, list(range(1, GRADVAR_EPOCHS + 1)), "epoch", "gradient variance of stage-1 weights",
+                OUT / "quality_gradvar.png", log_y=True)
+    lines = ["| epoch | " + " | ".join(result) + " |", "|---|" + "---|" * len(result)]
+    lines += [f"| {e + 1} | " + " | ".join(f"{result[k][e]:.3e}" for k in result) + " |" for e in range(GRADVAR_EPOCHS)]
+    return "\n".join(lines)
+
+
+def _plot_lines(series: dict, xs: list, xlabel: str, ylabel: str, path: Path, log_y: bool = False) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -168,54 +210,97 @@ def _plot_lines(series: dict, xs: list, xlabel: str, ylabel: str, path: Path) ->
         ax.plot(xs, ys, marker="o", label=label)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
+    if log_y:
+        ax.set_yscale("log")
     ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
 
 
-OUT = Path("benchmarks/results")
+
+SECTION_TITLES = {
+    "main": "## Main table (test nDCG@10, exact search)",
+    "ablation": "## Ablation (paper Table 1), SciFact unsupervised",
+    "ads": "## ADS achievement rate (paper Table 2), SciFact MiniLM raw dims",
+    "gradvar": "## Gradient variance, MRL vs SMRL (paper Figs. 6–7), SciFact unsupervised",
+    "memory": "## S-XBM memory size (paper Table 3), debian-packages 63,678 × 384, stage 384→64, 3 epochs",
+}
+
+
+def run_section(task: tuple[str, str | None], config: TrainConfig, seeds: list[int], out_dir: Path) -> dict:
+    """One unit of work (a section, or the main table of one dataset) in its own process."""
+    global OUT
+    OUT = out_dir
+    torch.set_num_threads(1)
+    name, dataset = task
+    started = time.perf_counter()
+    meta: dict = {}
+    rows: list[ResultRow] = []
+    text = ""
+    if name == "main":
+        rows = main_section(config, seeds, meta, [dataset])
+    elif name == "ablation":
+        rows = ablation_section(config, seeds)
+    elif name == "ads":
+        text = ads_section(config, meta)
+    elif name == "gradvar":
+        text = gradvar_section(config, meta)
+    elif name == "memory":
+        text = memory_section(config, meta)
+    return {"task": task, "rows": rows, "text": text, "meta": meta, "minutes": round((time.perf_counter() - started) / 60, 1)}
 
 
 def main() -> None:
     global OUT
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--full", action="store_true", help="epochs ≤ 30 per stage and 3 seeds in the main table")
-    parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--sections", default="main,ablation,ads,memory")
+    parser.add_argument("--seeds", type=int, default=3, help="seeds of the ablation (and of the main table with --full)")
+    parser.add_argument("--sections", default="main,ablation,ads,gradvar,memory")
+    parser.add_argument("--jobs", type=int, default=2, help="worker processes (one torch thread each)")
+    parser.add_argument("--epochs", type=int, help="override the max epochs per stage (e.g. 1 for a smoke run)")
+    parser.add_argument("--datasets", default="scifact,nfcorpus", help="datasets of the main table")
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args()
     OUT = args.out
     OUT.mkdir(parents=True, exist_ok=True)
-    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
-    config = TrainConfig(epochs=30 if args.full else 10, device="cpu")
+    config = TrainConfig(epochs=args.epochs or (30 if args.full else 10), device="cpu")
     seeds = list(range(args.seeds))
     sections = args.sections.split(",")
+    tasks = [(s, d) for s in sections for d in (tuple(args.datasets.split(",")) if s == "main" else (None,))]
     started = time.perf_counter()
-    meta: dict = {"command": " ".join([sys.executable.split("/")[-1], *sys.argv]), "machine": platform.machine(),
-                  "cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-                  "loadavg_start": os.getloadavg()[0], "config": config.to_dict()}
+    meta: dict = {"command": " ".join(["python", *sys.argv]), "machine": platform.machine(), "cpus": os.cpu_count(),
+                  "jobs": args.jobs, "loadavg_start": os.getloadavg()[0], "config": config.to_dict(), "tasks": {}}
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(max_workers=args.jobs) as pool:
+        futures = [pool.submit(run_section, t, config, seeds if (args.full or t[0] != "main") else [0], OUT) for t in tasks]
+        results = [f.result() for f in futures]
     md = [f"# Quality benchmark (issue 12)\n\nCommand: `{meta['command']}` · TrainConfig defaults except "
-          f"epochs={config.epochs} (max per stage). Machine shared with other jobs: timings are upper bounds.\n"]
+          f"epochs={config.epochs} (max per stage) · {args.jobs} worker processes, 1 torch thread each, on a "
+          f"{os.cpu_count()}-core machine shared with other jobs (timings are upper bounds)."]
     rows_json: dict = {}
-    if "main" in sections:
-        rows = main_section(config, seeds if args.full else [0], meta)
-        md += ["## Main table (test nDCG@10, exact search)\n", f"SMEC epoch budgets given to the trained baselines (§4.2): {meta.get('budgets')}\n",
-               markdown_table(rows)]
-        plot_ndcg_vs_dims(rows, OUT / "quality_main.png")
-        rows_json["main"] = [r.__dict__ for r in rows]
-    if "ablation" in sections:
-        rows = ablation_section(config, seeds)
-        md += ["## Ablation (paper Table 1), SciFact unsupervised, seeds " + str(seeds) + "\n", markdown_table(rows)]
-        plot_ndcg_vs_dims(rows, OUT / "quality_ablation.png")
-        rows_json["ablation"] = [r.__dict__ for r in rows]
-    if "ads" in sections:
-        md += ["## ADS achievement rate (paper Table 2), SciFact MiniLM raw dims\n", ads_section(config, meta)]
-    if "memory" in sections:
-        md += ["## S-XBM memory size (paper Table 3), debian-packages 63,678 × 384, stage 384→64\n", memory_section(config, meta)]
+    for section in sections:
+        parts = [r for r in results if r["task"][0] == section]
+        rows = [row for r in parts for row in r["rows"]]
+        md.append(SECTION_TITLES[section] + "\n")
+        for r in parts:
+            meta["tasks"][" ".join(x for x in r["task"] if x)] = {"minutes": r["minutes"], **r["meta"]}
+        if rows:
+            if section == "main":
+                budgets = {k: v for r in parts for k, v in r["meta"].get("budgets", {}).items()}
+                md.append(f"Epochs given to the trained baselines = SMEC's total epochs in the same setting (§4.2): {budgets}. "
+                          "Supervised runs select on the dev split (NFCorpus) or held-out train queries (SciFact).\n")
+            else:
+                md.append(f"Seeds {seeds}: mean ± sd.\n")
+            md.append(markdown_table(rows))
+            plot_ndcg_vs_dims(rows, OUT / f"quality_{section}.png")
+            rows_json[section] = [r.__dict__ for r in rows]
+        md += [r["text"] for r in parts if r["text"]]
     meta["minutes"] = round((time.perf_counter() - started) / 60, 1)
     meta["loadavg_end"] = os.getloadavg()[0]
-    md.append(f"\nTotal wall time {meta['minutes']} min (load average {meta['loadavg_start']:.1f} → {meta['loadavg_end']:.1f}).\n")
+    md.append(f"Total wall time {meta['minutes']} min (1-min load average {meta['loadavg_start']:.1f} at the start, "
+              f"{meta['loadavg_end']:.1f} at the end). Per-task minutes in quality.json (`meta.tasks`).\n")
     (OUT / "quality.md").write_text("\n\n".join(md), encoding="utf-8")
     (OUT / "quality.json").write_text(json.dumps({"meta": meta, "rows": rows_json}, indent=1, default=str), encoding="utf-8")
     log(f"wrote {OUT / 'quality.md'} in {meta['minutes']} min")
