@@ -87,15 +87,24 @@ class SMECStage(nn.Module):
 
 
 class SMECCompressor(Compressor):
-    """Sequential Matryoshka compressor: linear stages D → dims[0] → dims[1] → …"""
+    """Sequential Matryoshka compressor: linear stages D → dims[0] → dims[1] → …
+
+    ``sources[k]`` is the level stage k reads: ``k`` (the chain, default) or 0 (the raw input —
+    issue 12's "32-d source" option for a last stage, trained by ``TrainConfig.last_source``).
+    """
 
     method = "smec"
 
-    def __init__(self, input_dim: int, dims: Sequence[int], *, use_ads: bool = True) -> None:
+    def __init__(self, input_dim: int, dims: Sequence[int], *, use_ads: bool = True,
+                 sources: Sequence[int] | None = None) -> None:
         super().__init__(input_dim, dims)
         self.use_ads = bool(use_ads)
+        self.sources = list(range(len(self.dims))) if sources is None else [int(s) for s in sources]
+        if len(self.sources) != len(self.dims) or any(s not in (0, k) for k, s in enumerate(self.sources)):
+            raise ConfigError(f"sources must give, per stage k, the level k (chain) or 0 (input); found {self.sources}")
         widths = (self.input_dim, *self.dims)
-        self.stages = nn.ModuleList(SMECStage(a, b, use_ads=self.use_ads) for a, b in zip(widths, widths[1:]))
+        self.stages = nn.ModuleList(SMECStage(widths[src], d, use_ads=self.use_ads)
+                                    for src, d in zip(self.sources, self.dims))
         self._levels: dict[int, torch.Tensor] = {}  # eval-mode cache: level -> M.T, contiguous
 
     # -- construction -----------------------------------------------------------------
@@ -109,15 +118,25 @@ class SMECCompressor(Compressor):
         return comp
 
     def config(self) -> dict[str, Any]:
-        return {"input_dim": self.input_dim, "dims": list(self.dims), "use_ads": self.use_ads}
+        return {"input_dim": self.input_dim, "dims": list(self.dims), "use_ads": self.use_ads, "sources": self.sources}
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> "SMECCompressor":
-        if not isinstance(config, dict) or set(config) != {"input_dim", "dims", "use_ads"}:
-            raise ConfigError(f"smec config must hold exactly input_dim, dims, use_ads; found {config!r}")
+        required = {"input_dim", "dims", "use_ads"}
+        if not isinstance(config, dict) or not required <= set(config) <= required | {"sources"}:
+            raise ConfigError(f"smec config must hold input_dim, dims, use_ads (and sources); found {config!r}")
         if not isinstance(config["dims"], list) or not isinstance(config["use_ads"], bool):
             raise ConfigError(f"smec config has malformed dims/use_ads: {config!r}")
-        return cls(int(config["input_dim"]), config["dims"], use_ads=config["use_ads"])
+        if not isinstance(config.get("sources", []), list):
+            raise ConfigError(f"smec config has malformed sources: {config!r}")
+        return cls(int(config["input_dim"]), config["dims"], use_ads=config["use_ads"], sources=config.get("sources"))
+
+    def read_input(self, stage: int) -> None:
+        """Make stage ``stage`` read the raw input instead of the previous level (a fresh, untrained stage)."""
+        device = self.stages[stage].weight.device
+        self.stages[stage] = SMECStage(self.input_dim, self.dims[stage], use_ads=self.use_ads).to(device)
+        self.sources[stage] = 0
+        self._levels.clear()
 
     def extend(self, new_dim: int) -> int:
         """Append a stage dims[-1] → ``new_dim`` (initialised to the prefix); returns its stage index.
@@ -129,6 +148,7 @@ class SMECCompressor(Compressor):
         dims = validate_schedule(self.input_dim, (*self.dims, new_dim))
         stage = SMECStage(self.dims[-1], new_dim, use_ads=self.use_ads).to(self.stages[-1].weight.device)
         self.stages.append(stage)
+        self.sources.append(len(self.dims))
         self.dims = dims
         self._levels.clear()
         return len(self.stages) - 1
@@ -161,19 +181,21 @@ class SMECCompressor(Compressor):
             cached = self._levels.get(level)
             if cached is not None and cached.device == self.stages[0].weight.device:
                 return cached.T
-        matrix = self.stages[0].kept_rows()
-        for stage in self.stages[1:level]:
-            matrix = stage.kept_rows() @ matrix
+        source = self.sources[level - 1]
+        matrix = self.stages[level - 1].kept_rows()
+        if source > 0:
+            matrix = matrix @ self.level_matrix(source)
         if not self.training:
             self._levels[level] = matrix.detach().T.contiguous()
             return self._levels[level].T
         return matrix
 
     def level_inputs(self, x: torch.Tensor, stage: int) -> torch.Tensor:
-        """The (un-normalised) input of stage ``stage``: x for stage 0, else level ``stage``."""
-        if stage == 0:
+        """The (un-normalised) input of stage ``stage``: x, or the level it reads (``sources[stage]``)."""
+        source = self.sources[stage] if stage < len(self.sources) else stage
+        if source == 0:
             return x
-        return x @ self.level_matrix(stage).T
+        return x @ self.level_matrix(source).T
 
     def project(self, x: torch.Tensor, dim: int) -> torch.Tensor:
         level = self.dims.index(self.check_dim(dim)) + 1

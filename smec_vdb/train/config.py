@@ -42,6 +42,8 @@ class TrainConfig:
     rank_scale:     multiplies cosine differences inside the rank loss (1 = literal eq. 8).
     val_fraction:   share of the corpus vectors (unsupervised) or training queries (supervised, when no
                     dev split is given) held out for model selection and early stopping.
+    last_source:    what the last stage of a sequential run reads: ``chain`` (the previous level, §3.2),
+                    ``input`` (the raw vectors) or ``auto`` (train both, keep the better held-out score).
     use_smrl/ads/xbm: switches for ablations: parallel MRL training, prefix truncation, in-batch neighbours.
     """
 
@@ -66,6 +68,7 @@ class TrainConfig:
     val_fraction: float = 0.1
     seed: int = 0
     device: str = "auto"
+    last_source: str = "chain"
     use_smrl: bool = True
     use_ads: bool = False
     use_xbm: bool = True
@@ -80,6 +83,8 @@ class TrainConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
                 raise ConfigError(f"{name} must be a non-negative integer, found {value!r}")
+        if self.last_source not in ("chain", "input", "auto"):
+            raise ConfigError(f"last_source must be chain, input or auto, found {self.last_source!r}")
         if self.order not in ("off", "pairwise", "listwise"):
             raise ConfigError(f"order must be off, pairwise or listwise, found {self.order!r}")
         for name in ("lr", "ads_lr", "tau_start", "tau_end", "rank_scale", "order_temperature"):

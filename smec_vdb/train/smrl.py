@@ -5,7 +5,8 @@ Stage k starts from the PCA of its inputs (level k-1, computed with the frozen e
 is trained alone by :func:`smec_vdb.train.loop.run_stage` on the :class:`Objective` — eq. 7 over
 S-XBM neighbours plus the ordering term (``config.order``), and with labels the rank loss of
 eq. 8 (eq. 9) — until its held-out criterion stops improving, restored to its best epoch and
-frozen. ``use_smrl=False`` trains all stages jointly instead (the MRL row of the ablation,
+frozen; the last stage may read the raw input instead of the previous level
+(``config.last_source``). ``use_smrl=False`` trains all stages jointly instead (the MRL row of the ablation,
 eq. 1 summed over the dims). The ADS logits have their own learning rate (``ads_lr``).
 
 Example::
@@ -16,6 +17,7 @@ Example::
 
 from __future__ import annotations
 
+import copy
 import time
 from typing import Any, Sequence
 
@@ -108,6 +110,26 @@ def _init_stage(comp: SMECCompressor, data: TrainingData, k: int) -> None:
         comp.stages[k].init_pca(comp.level_inputs(data.corpus, k))
 
 
+def _train_last_stage(comp: SMECCompressor, data: TrainingData, config: TrainConfig,
+                      progress: OptionalProgress) -> tuple[SMECCompressor, StageReport]:
+    """Train the last stage from the chain, the raw input, or both (``last_source='auto'``: the better
+    held-out score wins, the chain on a tie)."""
+    last = len(comp.stages) - 1
+    sources = ["chain", "input"] if config.last_source == "auto" else [config.last_source]
+    if last == 0:
+        sources = ["chain"]  # a single stage reads the input either way
+    best: tuple[SMECCompressor, StageReport] | None = None
+    for source in sources:
+        candidate = copy.deepcopy(comp) if len(sources) > 1 else comp
+        if source == "input":
+            candidate.read_input(last)
+        _init_stage(candidate, data, last)
+        report = train_stages(candidate, data, config, last, last, progress)
+        if best is None or report.best_score > best[1].best_score:
+            best = (candidate, report)
+    return best
+
+
 def train_smec(
     vectors: Any,
     dims: Sequence[int],
@@ -125,9 +147,12 @@ def train_smec(
     data = TrainingData.build(x, config, examples, validation)
     reports = []
     if config.use_smrl:
-        for k in range(len(comp.stages)):
+        last = len(comp.stages) - 1
+        for k in range(last):
             _init_stage(comp, data, k)
             reports.append(train_stages(comp, data, config, k, k, progress))
+        comp, report = _train_last_stage(comp, data, config, progress)
+        reports.append(report)
     else:
         for k in range(len(comp.stages)):
             _init_stage(comp, data, k)

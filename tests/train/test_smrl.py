@@ -133,3 +133,24 @@ def test_training_input_errors(vectors, smec_config):
 def test_train_dispatch_rejects_unknown_methods(vectors):
     with pytest.raises(ConfigError, match="known: .*smec"):
         train(vectors, SMEC_DIMS, method="nope")
+
+
+@pytest.mark.parametrize("source", ["input", "auto"])
+def test_last_stage_can_read_the_raw_input_and_auto_keeps_the_better_held_out_score(vectors, smec_config, source, tmp_path):
+    import smec_vdb
+
+    config = dataclasses.replace(smec_config, last_source=source)
+    comp = train_smec(vectors, SMEC_DIMS, config)
+    chain = train_smec(vectors, SMEC_DIMS, smec_config)
+    last = comp.training_info["stages"][-1]
+    if source == "input":
+        assert comp.sources == [0, 1, 0] and comp.stages[-1].weight.shape == (24, 24)
+        x = torch.from_numpy(vectors)
+        np.testing.assert_allclose(comp.project(x, 3).numpy(), (x @ comp.stages[-1].kept_rows().T).detach().numpy(), atol=1e-5)
+    else:
+        assert last["best_score"] >= chain.training_info["stages"][-1]["best_score"] - 1e-9
+        assert comp.sources[-1] in (0, 2)
+    comp.save(tmp_path / "m")
+    same = smec_vdb.load(tmp_path / "m")
+    assert same.sources == comp.sources
+    np.testing.assert_array_equal(same.encode(vectors, 3), comp.encode(vectors, 3))
