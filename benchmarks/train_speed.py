@@ -42,7 +42,7 @@ def unique_rows_per_step(data: TrainingData, config: TrainConfig, batches: int =
     """Mean number of distinct rows a step multiplies (anchors and their S-XBM neighbours), over the first batches."""
     objective = Objective(data, config, smec_terms(config))
     counts = []
-    for b in range(batches):
+    for b in range(min(batches, math.ceil(data.train_rows.numel() / config.batch_size))):
         anchors = data.train_rows[b * config.batch_size : (b + 1) * config.batch_size]
         counts.append(torch.unique(torch.cat([anchors, objective.neighbours(anchors).flatten()])).numel())
     return round(sum(counts) / len(counts))
