@@ -35,6 +35,7 @@ def _register_commands() -> None:
     migrate.register(app)
     search.register(app)
     inspect.register(app)
+    __import__("smec_vdb.cli.extend", fromlist=["register"]).register(app)
 
 
 #: loggers of the embedded engines: they log (with tracebacks) each failure that reaches us as an exception

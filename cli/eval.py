@@ -10,9 +10,10 @@ from typing import Annotated, Optional
 import typer
 
 from smec_vdb.cli.common import console, parse_dims
+from smec_vdb.compress.registry import known_methods, method_class
 from smec_vdb.errors import ConfigError
 
-METHODS = ("truncate", "pca", "mrl", "search-adaptor", "smec")
+METHODS = tuple(known_methods())
 
 
 def eval_command(
@@ -20,7 +21,7 @@ def eval_command(
     model: Annotated[str, typer.Option("--model", "-m", help="Embedding model subdir under embeddings/.")] = "minilm-l6-v2",
     methods: Annotated[str, typer.Option("--methods", help=f"Comma-separated, from: {', '.join(METHODS)}.")] = "smec,pca,truncate",
     dims: Annotated[str, typer.Option("--dims", help="Decreasing target dims, e.g. 128,64,32.")] = "128,64,32",
-    supervised: Annotated[bool, typer.Option("--supervised", help="Also train on the train split's qrels (mrl, search-adaptor, smec).")] = False,
+    supervised: Annotated[bool, typer.Option("--supervised", help="Train the methods that use labels on the train split's qrels (dev split for model selection where there is one).")] = False,
     seeds: Annotated[int, typer.Option("--seeds", min=1, help="Seeds per trained method (mean ± std).")] = 1,
     epochs: Annotated[Optional[int], typer.Option("--epochs", min=1, help="Max epochs per stage/run (default: TrainConfig's).")] = None,
     split: Annotated[str, typer.Option("--split", help="Qrels split to evaluate on (never used for training).")] = "test",
@@ -48,7 +49,7 @@ def eval_command(
                   f"{len(ds.split_qrels(split)):,} {split} queries")
     rows = [full_dim_row(ds, split)]
     for name in names:
-        sup = supervised and name not in ("truncate", "pca")
+        sup = supervised and method_class(name).uses_labels
         spec = MethodSpec(f"{name} (sup.)" if sup else name, name, supervised=sup)
         console.print(f"training {spec.label} → {list(target_dims)} ({seeds if spec.stochastic else 1} run(s))")
         rows += run_method(ds, spec, target_dims, list(range(seeds)), config, split=split,

@@ -11,6 +11,7 @@ import typer
 from rich.table import Table
 
 from smec_vdb.cli.common import console, parse_dims
+from smec_vdb.compress.registry import known_methods, method_class
 from smec_vdb.errors import ConfigError, DataError, DimensionError, InvalidVectorError
 
 EXAMPLE = "smec-vdb train --vectors corpus.npy --dims 128,64,32 --out models/scifact"
@@ -59,8 +60,8 @@ class EpochDisplay:
 
         self.progress = Progress(
             TextColumn("stage {task.fields[stage]} → {task.fields[dim]:>4}d"), BarColumn(), MofNCompleteColumn(),
-            TextColumn("train {task.fields[train]:.5f}  val {task.fields[val]:.5f}"), TimeElapsedColumn(),
-            console=console,
+            TextColumn("loss {task.fields[train]:.5f}  held-out {task.fields[criterion]} {task.fields[score]:.4f}"),
+            TimeElapsedColumn(), console=console,
         )
         self.tasks: dict[int, int] = {}
 
@@ -75,17 +76,20 @@ class EpochDisplay:
         key = event.stage_dim
         if key not in self.tasks:
             self.tasks[key] = self.progress.add_task(
-                "", total=event.max_epochs, stage=event.stage + 1, dim=event.stage_dim, train=0.0, val=0.0)
-        self.progress.update(self.tasks[key], completed=event.epoch, train=event.train_loss, val=event.val_loss)
+                "", total=event.max_epochs, stage=event.stage + 1, dim=event.stage_dim, train=0.0,
+                criterion=event.criterion, score=0.0)
+        self.progress.update(self.tasks[key], completed=event.epoch, train=event.train_loss, score=event.score)
 
 
 def summary_table(comp) -> Table:
+    """One row per trained stage (or per dim of a method with nothing to train: 0 epochs)."""
     table = Table(title=f"{comp.method}: {comp.input_dim} → {', '.join(map(str, comp.dims))}")
-    for col in ("dim", "epochs used", "best val loss", "early stop", "seconds"):
+    for col in ("dim", "epochs used", "held-out", "start → best", "early stop", "s"):
         table.add_column(col, justify="right")
     for s in comp.training_info.get("stages", []):
-        table.add_row(str(s["dim"]), str(s["epochs"]), f"{s['best_val_loss']:.5f}",
-                      "yes" if s["stopped_early"] else "no", f"{s['seconds']:.1f}")
+        table.add_row(str(s["dim"]), f"{s['epochs']} (best {s['best_epoch']})", s["criterion"],
+                      f"{s['initial_score']:.3f} → {s['best_score']:.3f}", "yes" if s["stopped_early"] else "no",
+                      f"{s['seconds']:.1f}")
     return table
 
 
@@ -93,7 +97,7 @@ def train_command(
     vectors: Annotated[Path, typer.Option("--vectors", help="(n, d) float16/float32 .npy of embeddings (the corpus).")],
     dims: Annotated[str, typer.Option("--dims", help="Decreasing target dims, e.g. 128,64,32.")],
     out: Annotated[Path, typer.Option("--out", help="Directory to save the compressor to.")],
-    method: Annotated[str, typer.Option("--method", help="smec, mrl, search-adaptor, pca or truncate.")] = "smec",
+    method: Annotated[str, typer.Option("--method", help=f"One of: {', '.join(known_methods())}.")] = "smec",
     queries: Annotated[Optional[Path], typer.Option("--queries", help="(q, d) .npy of query embeddings (supervised).")] = None,
     query_ids: Annotated[Optional[Path], typer.Option("--query-ids", help="JSON list of ids, one per --queries row.")] = None,
     doc_ids: Annotated[Optional[Path], typer.Option("--doc-ids", help="JSON list of ids, one per --vectors row.")] = None,
@@ -114,11 +118,10 @@ def train_command(
 
     Example: smec-vdb train --vectors corpus.npy --dims 128,64,32 --out models/scifact
     """
-    from smec_vdb.train import TrainConfig, build_ranking_examples, known_methods, read_qrels, train
+    from smec_vdb.train import TrainConfig, build_ranking_examples, read_qrels, train
 
     schedule = parse_dims(dims)
-    if method not in known_methods():
-        raise ConfigError(f"unknown method {method!r}; known: {', '.join(known_methods())}")
+    method_class(method)  # unknown names fail here, before any file is read
     overrides = {"epochs": epochs, "patience": patience, "memory_size": memory_size, "batch_size": batch_size,
                  "lr": lr, "alpha": alpha, "seed": seed, "device": device}
     config = TrainConfig(**{k: v for k, v in overrides.items() if v is not None})

@@ -20,14 +20,32 @@ def shared_data_dir() -> Path:
     return Path(os.environ.get("SMEC_VDB_SHARED_DATA", default))
 
 
-@pytest.fixture(scope="session")
-def vectors() -> np.ndarray:
-    """400 unit vectors with a decaying spectrum in a random basis, plus an offset (non-zero mean)."""
+def _vectors_and_basis() -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(0)
     scales = np.linspace(3.0, 0.2, INPUT_DIM)
     basis, _ = np.linalg.qr(rng.normal(size=(INPUT_DIM, INPUT_DIM)))
     x = (rng.normal(size=(400, INPUT_DIM)) * scales) @ basis.T + 0.5
-    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32), basis
+
+
+@pytest.fixture(scope="session")
+def vectors() -> np.ndarray:
+    """400 unit vectors with a decaying spectrum in a random basis, plus an offset (non-zero mean)."""
+    return _vectors_and_basis()[0]
+
+
+@pytest.fixture(scope="session")
+def low_variance_examples(vectors: np.ndarray):
+    """Queries that match their doc only in the 8 lowest-variance directions (15 hard negatives each):
+    the PCA start ranks them poorly, so supervised training must move every stage to do better."""
+    from smec_vdb.train.labels import build_ranking_examples
+
+    low = _vectors_and_basis()[1][:, -8:]
+    rng = np.random.default_rng(1)
+    relevant = rng.choice(len(vectors), 200, replace=False)
+    queries = vectors[relevant] @ low @ low.T + 0.01 * rng.normal(size=(200, INPUT_DIM))
+    return build_ranking_examples(queries.astype(np.float32), vectors, {f"q{i}": {f"d{r}": 1.0} for i, r in enumerate(relevant)},
+                                  [f"q{i}" for i in range(200)], [f"d{i}" for i in range(len(vectors))], hard_negatives=15)
 
 
 @pytest.fixture(scope="session")
@@ -36,7 +54,16 @@ def smec_config() -> TrainConfig:
 
 
 @pytest.fixture(scope="session")
-def trained_smec(vectors: np.ndarray, smec_config: TrainConfig):
+def moving_config(smec_config: TrainConfig) -> TrainConfig:
+    """Settings under which supervised training on ``low_variance_examples`` moves every stage."""
+    import dataclasses
+
+    return dataclasses.replace(smec_config, epochs=12, patience=12, lr=3e-2)
+
+
+@pytest.fixture(scope="session")
+def trained_smec(vectors: np.ndarray, low_variance_examples, moving_config: TrainConfig):
+    """Supervised SMEC whose stages demonstrably moved from their PCA start (tests/compress checks it)."""
     from smec_vdb.train.smrl import train_smec
 
-    return train_smec(vectors, SMEC_DIMS, smec_config)
+    return train_smec(vectors, SMEC_DIMS, moving_config, low_variance_examples)

@@ -2,7 +2,7 @@
 
 Nested by construction: the axes are sorted by explained variance, so the ``d``-dim output is
 the prefix of every larger output. :func:`pca_basis` (in its uncentred form) also initialises
-the trained baselines (Matryoshka-Adaptor, Search-Adaptor), whose training starts from it.
+the linear adaptor, whose training starts from it.
 
 Example::
 
@@ -18,10 +18,9 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from smec_vdb.baselines._fit import corpus_matrix, fit_report
-from smec_vdb.compress.artifact import register
+from smec_vdb.baselines.untrained import untrained_info
 from smec_vdb.compress.base import Compressor
-from smec_vdb.train.progress import ProgressCallback
+from smec_vdb.train.data import training_matrix
 
 
 def pca_basis(x: np.ndarray, k: int, *, centre: bool = True) -> tuple[np.ndarray, np.ndarray]:
@@ -43,11 +42,12 @@ def pca_basis(x: np.ndarray, k: int, *, centre: bool = True) -> tuple[np.ndarray
     return mean.astype(np.float32), np.ascontiguousarray(axes, dtype=np.float32)
 
 
-@register
 class PCACompressor(Compressor):
     """``project(x, d) = (x - mean) @ axes[:d].T`` with axes sorted by explained variance."""
 
     method = "pca"
+    stochastic = False
+    uses_labels = False
 
     def __init__(self, input_dim: int, dims: Sequence[int]) -> None:
         super().__init__(input_dim, dims)
@@ -58,20 +58,14 @@ class PCACompressor(Compressor):
         return (x - self.mean) @ self.axes[:dim].T
 
     @classmethod
-    def fit(
-        cls,
-        vectors: Any,
-        dims: Sequence[int],
-        config: Any = None,
-        examples: Any = None,
-        progress: ProgressCallback | None = None,
-    ) -> "PCACompressor":
+    def fit(cls, vectors: Any, dims: Sequence[int], config: Any = None, examples: Any = None,
+            progress: Any = None, validation: Any = None) -> "PCACompressor":
         """Fit the mean and axes on the corpus ``vectors`` (unsupervised; ``examples`` unused)."""
-        start = time.perf_counter()
-        x = corpus_matrix(vectors)
+        started = time.perf_counter()
+        x = training_matrix(vectors)
         comp = cls(x.shape[1], dims)
-        mean, axes = pca_basis(x, comp.dims[0])
+        mean, axes = pca_basis(x.numpy(), comp.dims[0])
         comp.mean.copy_(torch.from_numpy(mean))
         comp.axes.copy_(torch.from_numpy(axes))
-        comp.training_info = fit_report(x, seconds=time.perf_counter() - start)
+        comp.training_info = untrained_info(comp, x, config, started)
         return comp

@@ -1,7 +1,7 @@
 """Prefix truncation: the trivial baseline that keeps the first ``d`` raw dimensions.
 
-It has no parameters and needs no training; ``fit`` only records the data fingerprint.
-Nested by construction: every dim is a prefix of the input, hence of every larger dim.
+It has no parameters and needs no training; ``fit`` records the data fingerprint and the held-out
+recall@10 of each dim. Nested by construction: every dim is a prefix of the input.
 
 Example::
 
@@ -11,36 +11,32 @@ Example::
 
 from __future__ import annotations
 
+import time
 from typing import Any, Sequence
 
 import torch
 
-from smec_vdb.baselines._fit import corpus_matrix, fit_report
-from smec_vdb.compress.artifact import register
+from smec_vdb.baselines.untrained import untrained_info
 from smec_vdb.compress.base import Compressor
-from smec_vdb.train.progress import ProgressCallback
+from smec_vdb.train.data import training_matrix
 
 
-@register
 class TruncationCompressor(Compressor):
     """Keep the first ``dim`` input dimensions."""
 
     method = "truncate"
+    stochastic = False
+    uses_labels = False
 
     def project(self, x: torch.Tensor, dim: int) -> torch.Tensor:
         return x[:, :dim]
 
     @classmethod
-    def fit(
-        cls,
-        vectors: Any,
-        dims: Sequence[int],
-        config: Any = None,
-        examples: Any = None,
-        progress: ProgressCallback | None = None,
-    ) -> "TruncationCompressor":
-        """No training: build the compressor for ``vectors``' width (``config``/``examples`` unused)."""
-        x = corpus_matrix(vectors)
+    def fit(cls, vectors: Any, dims: Sequence[int], config: Any = None, examples: Any = None,
+            progress: Any = None, validation: Any = None) -> "TruncationCompressor":
+        """No training: build the compressor for ``vectors``' width (``examples`` unused)."""
+        started = time.perf_counter()
+        x = training_matrix(vectors)
         comp = cls(x.shape[1], dims)
-        comp.training_info = fit_report(x, seconds=0.0)
+        comp.training_info = untrained_info(comp, x, config, started)
         return comp

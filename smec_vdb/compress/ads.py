@@ -1,26 +1,51 @@
-"""Adaptive Dimension Selection, ADS (SMEC paper §3.3).
+"""Adaptive Dimension Selection, ADS (SMEC paper §3.3, eq. 6).
 
-Learnable importance logits, one per dimension of a stage's input, pick which ``k`` of
+Learnable importance logits ``ẑ``, one per dimension of a stage's input, pick which ``k`` of
 them the next level keeps.
 
-* Training: each dimension gets a binary Gumbel-softmax (keep vs drop) relaxation
-  ``p_i = sigmoid((logit_i + L_i) / τ)`` with logistic noise ``L_i`` (the difference of two
-  Gumbel samples); the forward pass keeps exactly the ``k`` dims with the largest perturbed
-  logits (hard top-k), and the straight-through estimator ``mask = hard + p − p.detach()``
-  passes gradients to the logits through ``p``. τ is annealed by the trainer.
+* Training: Gumbel noise ``G`` (scaled by ``noise``, which the trainer anneals from 1 to 0) is
+  added to the logits and eq. 6, ``softmax_τ(ẑ + G)``, is applied ``k`` times without
+  replacement (each draw's probability mass is removed from the logits before the next; the
+  relaxed top-k of Xie & Ermon 2019). The sum of the ``k`` softmaxes is a soft k-hot vector whose
+  entries are the probabilities of keeping each dim, and the training forward pass weights every
+  dim by it (``z ⊙ khot``, :meth:`masked`): the relaxation itself, not a straight-through hard
+  mask — under a cosine loss a hard 0 gives a dropped dim exactly zero gradient (its effect on a
+  cosine is second order), so it could never be picked up. As τ and the noise are annealed by the
+  trainer (over the epochs it runs), ``khot`` hardens to the k-hot of the top-k logits, so late in
+  training the model sees the inference selection. :meth:`forward` returns the k columns with
+  the largest perturbed logits (for a following stage).
 * Inference: the deterministic top-k of the logits, indices sorted ascending.
 
 Example::
 
     ads = AdaptiveDimensionSelector(in_dim=8, k=4)
-    y = ads(z, tau=0.5)          # (n, 4), noisy selection in train mode
-    ads.eval(); ads.selected()   # tensor of the 4 kept indices, ascending
+    keep, khot = ads.sample(tau=0.5, noise=1.0)   # 4 indices, (8,) soft k-hot summing to 4
+    ads.selected()                                # the 4 kept at inference, ascending
 """
 
 from __future__ import annotations
 
 import torch
 from torch import nn
+
+EPS = 1e-6
+
+
+def gumbel(shape: int, generator: torch.Generator | None, device: torch.device) -> torch.Tensor:
+    """Standard Gumbel(0, 1) samples."""
+    u = torch.rand(shape, generator=generator).to(device).clamp(EPS, 1 - EPS)
+    return -torch.log(-torch.log(u))
+
+
+def relaxed_top_k(logits: torch.Tensor, k: int, tau: float) -> torch.Tensor:
+    """Soft k-hot: the sum of ``k`` successive softmax_τ draws, each removing the mass already drawn."""
+    khot = torch.zeros_like(logits)
+    w = logits
+    for _ in range(k):
+        p = torch.softmax(w / tau, dim=0)
+        khot = khot + p
+        w = w + torch.log1p(-p.clamp(max=1 - EPS))
+    return khot
 
 
 class AdaptiveDimensionSelector(nn.Module):
@@ -42,14 +67,33 @@ class AdaptiveDimensionSelector(nn.Module):
         """Indices (ascending) of the k dims kept at inference: deterministic top-k of the logits."""
         return torch.sort(torch.topk(self.logits.detach(), self.k).indices).values
 
-    def forward(self, z: torch.Tensor, tau: float = 1.0, generator: torch.Generator | None = None) -> torch.Tensor:
-        """Keep ``k`` columns of ``z`` (n, in_dim) -> (n, k)."""
-        if not (self.training and self.learnable):
-            return z.index_select(1, self.selected().to(z.device))
-        u = torch.rand(self.in_dim, generator=generator, device=self.logits.device if generator is None else generator.device)
-        u = u.to(self.logits.device).clamp(1e-6, 1 - 1e-6)
-        perturbed = self.logits + torch.log(u) - torch.log1p(-u)
+    @property
+    def sampling(self) -> bool:
+        """Whether the selection is sampled (training a learnable selector) rather than the fixed top-k."""
+        return self.training and self.learnable
+
+    def sample(self, tau: float = 1.0, noise: float = 1.0,
+               generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(the k indices of largest perturbed logit, ascending; the (in_dim,) soft k-hot weights)."""
+        perturbed = self.logits
+        if noise > 0:
+            perturbed = perturbed + noise * gumbel(self.in_dim, generator, self.logits.device)
         keep = torch.sort(torch.topk(perturbed.detach(), self.k).indices).values
-        soft = torch.sigmoid(perturbed / tau)
-        mask = 1.0 - soft.detach() + soft  # forward value exactly 1 on kept dims, gradient d soft
-        return z.index_select(1, keep) * mask.index_select(0, keep)
+        return keep, relaxed_top_k(perturbed, self.k, tau)
+
+    def masked(self, z: torch.Tensor, tau: float = 1.0, noise: float = 1.0,
+               generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(``z`` weighted by the soft k-hot (the fixed k-hot when not sampling), the k kept indices)."""
+        if not self.sampling:
+            keep = self.selected().to(z.device)
+            return z * torch.zeros(self.in_dim, device=z.device).index_fill(0, keep, 1.0), keep
+        keep, mask = self.sample(tau, noise, generator)
+        return z * mask, keep
+
+    def forward(self, z: torch.Tensor, tau: float = 1.0, noise: float = 1.0,
+                generator: torch.Generator | None = None) -> torch.Tensor:
+        """Keep ``k`` columns of ``z`` (n, in_dim) -> (n, k)."""
+        if not self.sampling:
+            return z.index_select(1, self.selected().to(z.device))
+        full, keep = self.masked(z, tau, noise, generator)
+        return full.index_select(1, keep)

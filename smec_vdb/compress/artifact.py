@@ -8,7 +8,7 @@ Layout of a compressor directory::
 
 The weights are written first and the manifest last, each through a temporary file and an
 atomic rename, so a crash never leaves a manifest pointing at half-written weights.
-``load`` checks the format, the method, the weights' hash and every tensor's shape.
+``load`` finds the class in :mod:`smec_vdb.compress.registry` and checks the format, the method, the weights' hash and every tensor's shape.
 
 Example::
 
@@ -32,34 +32,13 @@ from safetensors.torch import save as st_save
 
 from smec_vdb.atomic import atomic_write
 from smec_vdb.compress.base import Compressor
-from smec_vdb.errors import ArtifactError, SmecError
+from smec_vdb.compress.registry import method_class
+from smec_vdb.errors import ArtifactError, ConfigError, SmecError
 
 FORMAT = "smec-vdb-compressor"
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 WEIGHTS = "weights.safetensors"
-
-_REGISTRY: dict[str, type[Compressor]] = {}
-
-
-def register(cls: type[Compressor]) -> type[Compressor]:
-    """Class decorator: make a compressor class loadable by its ``method`` name."""
-    if not cls.method:
-        raise TypeError(f"{cls.__name__} must set a non-empty `method`")
-    _REGISTRY[cls.method] = cls
-    return cls
-
-
-def registered_methods() -> list[str]:
-    _import_builtin_methods()
-    return sorted(_REGISTRY)
-
-
-def _import_builtin_methods() -> None:
-    # Importing the modules runs their @register decorators.
-    import smec_vdb.baselines  # noqa: F401
-    import smec_vdb.compress.smec  # noqa: F401
-
 
 def fingerprint_vectors(x: np.ndarray | torch.Tensor) -> str:
     """sha256 of a float32 matrix (shape + bytes): identifies the data a compressor was trained on."""
@@ -139,10 +118,10 @@ def load(directory: str | Path, *, device: str | torch.device = "cpu") -> Compre
     """Load a compressor saved by :func:`save`, verifying manifest, weights hash and tensor shapes."""
     directory = Path(directory)
     manifest = read_manifest(directory)
-    _import_builtin_methods()
-    cls = _REGISTRY.get(manifest["method"])
-    if cls is None:
-        raise ArtifactError(f"unknown compressor method {manifest['method']!r}; known: {sorted(_REGISTRY)}")
+    try:
+        cls = method_class(manifest["method"])
+    except ConfigError as e:
+        raise ArtifactError(f"unknown compressor method at {directory}: {e}") from e
     weights_path = directory / manifest.get("weights_file", WEIGHTS)
     try:
         data = weights_path.read_bytes()

@@ -101,13 +101,17 @@ def check_finite_rows(t: torch.Tensor, row_offset: int = 0) -> None:
 class Compressor(nn.Module):
     """Base class: subclasses implement :meth:`project` and declare their tensors for saving.
 
-    Subclasses set ``method`` (the registry name) and implement ``project(x, dim)`` (un-normalised
-    (n, dim) output for a float32 batch). Those whose constructor takes more than ``(input_dim,
+    Subclasses set ``method`` (their name in :mod:`smec_vdb.compress.registry`), implement
+    ``project(x, dim)`` (un-normalised (n, dim) output for a float32 batch) and the classmethod
+    ``fit`` that builds a trained instance. Those whose constructor takes more than ``(input_dim,
     dims)`` also override ``config()`` (JSON-able constructor arguments) and ``from_config()``;
-    the saved tensors are then loaded with ``load_state_dict``.
+    the saved tensors are then loaded with ``load_state_dict``. ``stochastic`` says whether the
+    seed changes what ``fit`` returns; ``uses_labels`` whether ``fit`` trains on ranking examples.
     """
 
     method: ClassVar[str] = ""
+    stochastic: ClassVar[bool] = True
+    uses_labels: ClassVar[bool] = True
 
     def __init__(self, input_dim: int, dims: Sequence[int]) -> None:
         super().__init__()
@@ -116,6 +120,21 @@ class Compressor(nn.Module):
         self.training_info: dict[str, Any] = {}
 
     # -- what subclasses provide ------------------------------------------------------
+    @classmethod
+    @abstractmethod
+    def fit(
+        cls,
+        vectors: Any,
+        dims: Sequence[int],
+        config: Any = None,
+        examples: Any = None,
+        progress: Any = None,
+        validation: Any = None,
+    ) -> "Compressor":
+        """Train on (N, D) corpus ``vectors`` for ``dims``: ``config`` a TrainConfig, ``examples`` the
+        RankingExamples of supervised training, ``validation`` held-out examples (a dev split) for
+        model selection, ``progress`` a ProgressCallback."""
+
     @abstractmethod
     def project(self, x: torch.Tensor, dim: int) -> torch.Tensor:
         """Map a float32 (n, input_dim) batch to the un-normalised (n, dim) embedding."""

@@ -35,7 +35,6 @@ import torch
 from torch import nn
 
 from smec_vdb.compress.ads import AdaptiveDimensionSelector
-from smec_vdb.compress.artifact import register
 from smec_vdb.compress.base import Compressor, validate_schedule
 from smec_vdb.errors import ConfigError
 
@@ -52,8 +51,18 @@ class SMECStage(nn.Module):
     def out_dim(self) -> int:
         return self.selector.k
 
-    def forward(self, z: torch.Tensor, tau: float = 1.0, generator: torch.Generator | None = None) -> torch.Tensor:
-        return self.selector(z @ self.weight.T, tau, generator)
+    def forward(self, z: torch.Tensor, tau: float = 1.0, noise: float = 1.0,
+                generator: torch.Generator | None = None) -> torch.Tensor:
+        """level_k = ADS(W z) (n, d_k). With a fixed selection only the kept rows of W are multiplied."""
+        if not self.selector.sampling:
+            return z @ self.kept_rows().T
+        return self.selector(z @ self.weight.T, tau, noise, generator)
+
+    def masked(self, z: torch.Tensor, tau: float = 1.0, noise: float = 1.0,
+               generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Training with ADS: (W z weighted by the soft k-hot, for the loss; its kept columns, for the next stage)."""
+        full, keep = self.selector.masked(z @ self.weight.T, tau, noise, generator)
+        return full, full.index_select(1, keep)
 
     @torch.no_grad()
     def init_pca(self, inputs: torch.Tensor) -> None:
@@ -77,17 +86,25 @@ class SMECStage(nn.Module):
         return self.weight.index_select(0, self.selector.selected().to(self.weight.device))
 
 
-@register
 class SMECCompressor(Compressor):
-    """Sequential Matryoshka compressor: linear stages D → dims[0] → dims[1] → …"""
+    """Sequential Matryoshka compressor: linear stages D → dims[0] → dims[1] → …
+
+    ``sources[k]`` is the level stage k reads: ``k`` (the chain, default) or 0 (the raw input —
+    issue 12's "32-d source" option for a last stage, trained by ``TrainConfig.last_source``).
+    """
 
     method = "smec"
 
-    def __init__(self, input_dim: int, dims: Sequence[int], *, use_ads: bool = True) -> None:
+    def __init__(self, input_dim: int, dims: Sequence[int], *, use_ads: bool = True,
+                 sources: Sequence[int] | None = None) -> None:
         super().__init__(input_dim, dims)
         self.use_ads = bool(use_ads)
+        self.sources = list(range(len(self.dims))) if sources is None else [int(s) for s in sources]
+        if len(self.sources) != len(self.dims) or any(s not in (0, k) for k, s in enumerate(self.sources)):
+            raise ConfigError(f"sources must give, per stage k, the level k (chain) or 0 (input); found {self.sources}")
         widths = (self.input_dim, *self.dims)
-        self.stages = nn.ModuleList(SMECStage(a, b, use_ads=self.use_ads) for a, b in zip(widths, widths[1:]))
+        self.stages = nn.ModuleList(SMECStage(widths[src], d, use_ads=self.use_ads)
+                                    for src, d in zip(self.sources, self.dims))
         self._levels: dict[int, torch.Tensor] = {}  # eval-mode cache: level -> M.T, contiguous
 
     # -- construction -----------------------------------------------------------------
@@ -101,28 +118,49 @@ class SMECCompressor(Compressor):
         return comp
 
     def config(self) -> dict[str, Any]:
-        return {"input_dim": self.input_dim, "dims": list(self.dims), "use_ads": self.use_ads}
+        return {"input_dim": self.input_dim, "dims": list(self.dims), "use_ads": self.use_ads, "sources": self.sources}
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> "SMECCompressor":
-        if not isinstance(config, dict) or set(config) != {"input_dim", "dims", "use_ads"}:
-            raise ConfigError(f"smec config must hold exactly input_dim, dims, use_ads; found {config!r}")
+        required = {"input_dim", "dims", "use_ads"}
+        if not isinstance(config, dict) or not required <= set(config) <= required | {"sources"}:
+            raise ConfigError(f"smec config must hold input_dim, dims, use_ads (and sources); found {config!r}")
         if not isinstance(config["dims"], list) or not isinstance(config["use_ads"], bool):
             raise ConfigError(f"smec config has malformed dims/use_ads: {config!r}")
-        return cls(int(config["input_dim"]), config["dims"], use_ads=config["use_ads"])
+        if not isinstance(config.get("sources", []), list):
+            raise ConfigError(f"smec config has malformed sources: {config!r}")
+        return cls(int(config["input_dim"]), config["dims"], use_ads=config["use_ads"], sources=config.get("sources"))
+
+    def read_input(self, stage: int) -> None:
+        """Make stage ``stage`` read the raw input instead of the previous level (a fresh, untrained stage)."""
+        device = self.stages[stage].weight.device
+        self.stages[stage] = SMECStage(self.input_dim, self.dims[stage], use_ads=self.use_ads).to(device)
+        self.sources[stage] = 0
+        self._levels.clear()
 
     def extend(self, new_dim: int) -> int:
         """Append a stage dims[-1] → ``new_dim`` (initialised to the prefix); returns its stage index.
 
-        Earlier stages are untouched; train the new one with ``smec_vdb.train.smrl.extend_smec``.
+        Earlier stages are untouched; train the new one with ``smec_vdb.train.smrl.extend_smec``
+        (or :meth:`fit_extension`).
         """
         new_dim = int(new_dim)
         dims = validate_schedule(self.input_dim, (*self.dims, new_dim))
         stage = SMECStage(self.dims[-1], new_dim, use_ads=self.use_ads).to(self.stages[-1].weight.device)
         self.stages.append(stage)
+        self.sources.append(len(self.dims))
         self.dims = dims
         self._levels.clear()
         return len(self.stages) - 1
+
+    # -- training (SMEC paper §3.2–3.4, in smec_vdb.train.smrl) ------------------------
+    @classmethod
+    def fit(cls, vectors: Any, dims: Sequence[int], config: Any = None, examples: Any = None,
+            progress: Any = None, validation: Any = None) -> "SMECCompressor":
+        """Sequential training (SMRL + ADS + S-XBM), see :func:`smec_vdb.train.smrl.train_smec`."""
+        from smec_vdb.train.smrl import train_smec
+
+        return train_smec(vectors, dims, config, examples, progress, validation)
 
     # -- computation ------------------------------------------------------------------
     def train(self, mode: bool = True) -> "SMECCompressor":
@@ -143,19 +181,21 @@ class SMECCompressor(Compressor):
             cached = self._levels.get(level)
             if cached is not None and cached.device == self.stages[0].weight.device:
                 return cached.T
-        matrix = self.stages[0].kept_rows()
-        for stage in self.stages[1:level]:
-            matrix = stage.kept_rows() @ matrix
+        source = self.sources[level - 1]
+        matrix = self.stages[level - 1].kept_rows()
+        if source > 0:
+            matrix = matrix @ self.level_matrix(source)
         if not self.training:
             self._levels[level] = matrix.detach().T.contiguous()
             return self._levels[level].T
         return matrix
 
     def level_inputs(self, x: torch.Tensor, stage: int) -> torch.Tensor:
-        """The (un-normalised) input of stage ``stage``: x for stage 0, else level ``stage``."""
-        if stage == 0:
+        """The (un-normalised) input of stage ``stage``: x, or the level it reads (``sources[stage]``)."""
+        source = self.sources[stage] if stage < len(self.sources) else stage
+        if source == 0:
             return x
-        return x @ self.level_matrix(stage).T
+        return x @ self.level_matrix(source).T
 
     def project(self, x: torch.Tensor, dim: int) -> torch.Tensor:
         level = self.dims.index(self.check_dim(dim)) + 1

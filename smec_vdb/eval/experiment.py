@@ -2,8 +2,9 @@
 ``benchmarks/quality.py`` share.
 
 Leakage rules (issue 5): unsupervised methods see corpus vectors only; supervised ones also see
-the ``train`` split's queries and qrels (the trainer holds out part of them for early stopping);
-the evaluated split's queries are never used for training. Supervised figures carry a note on
+the ``train`` split's queries and qrels, and select their model on the ``dev`` split where the
+dataset has one (else on held-out train queries); the evaluated split's queries are never used.
+Methods, and whether the seed or the labels matter to them, come from the method registry. Supervised figures carry a note on
 how many documents relevant to the evaluated queries are also relevant to training queries.
 
 Example::
@@ -22,6 +23,7 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 
 from smec_vdb.compress.base import Compressor
+from smec_vdb.compress.registry import method_class
 from smec_vdb.eval.beir import BeirDataset
 from smec_vdb.eval.metrics import evaluate
 from smec_vdb.eval.report import ResultRow
@@ -32,7 +34,7 @@ from smec_vdb.train.config import TrainConfig
 from smec_vdb.train.labels import RankingExamples, build_ranking_examples
 
 FULL = "full"
-DETERMINISTIC_METHODS = frozenset({FULL, "truncate", "pca"})
+DEV_SPLIT = "dev"
 RERANK_METRIC = "rerank ndcg@10"
 RETRIEVAL_DEPTH = 100
 
@@ -49,7 +51,7 @@ class MethodSpec:
     @property
     def stochastic(self) -> bool:
         """Whether the seed changes the result (so it is worth several seeds)."""
-        return self.method not in DETERMINISTIC_METHODS
+        return method_class(self.method).stochastic
 
 
 def training_qrels(
@@ -103,6 +105,14 @@ def ranking_examples(
                                   query_ids, ds.corpus_ids, hard_negatives=hard_negatives)
 
 
+def validation_examples(ds: BeirDataset, hard_negatives: int = 100,
+                        max_relevant: int | None = None) -> RankingExamples | None:
+    """The dev split's examples for supervised model selection, or None when the dataset has no dev split."""
+    if DEV_SPLIT not in ds.qrels:
+        return None
+    return ranking_examples(ds, DEV_SPLIT, hard_negatives, qrels=training_qrels(ds, DEV_SPLIT, max_relevant))
+
+
 def train_compressor(
     ds: BeirDataset,
     spec: MethodSpec,
@@ -110,12 +120,15 @@ def train_compressor(
     config: TrainConfig,
     examples: RankingExamples | None = None,
     progress: Callable | None = None,
+    validation: RankingExamples | None = None,
 ) -> tuple[Compressor, float]:
-    """Train ``spec`` on the corpus vectors (plus ``examples`` when supervised); returns (compressor, seconds)."""
+    """Train ``spec`` on the corpus vectors (plus ``examples`` and ``validation`` when supervised);
+    returns (compressor, seconds)."""
     started = time.perf_counter()
     compressor = train(np.array(ds.corpus), list(dims), method=spec.method,
                        config=replace(config, **dict(spec.options)),
-                       examples=examples if spec.supervised else None, progress=progress)
+                       examples=examples if spec.supervised else None, progress=progress,
+                       validation=validation if spec.supervised else None)
     return compressor, time.perf_counter() - started
 
 
@@ -158,6 +171,7 @@ def run_method(
     config: TrainConfig | None = None,
     *,
     examples: RankingExamples | None = None,
+    validation: RankingExamples | None = None,
     train_qrels: Mapping[str, Mapping[str, float]] | None = None,
     split: str = "test",
     rerank_candidates: int | None = RETRIEVAL_DEPTH,
@@ -167,18 +181,24 @@ def run_method(
     """Train ``spec`` once per seed (once if deterministic), score every dim; one row per dim.
 
     Supervised methods train on ``examples``, else on ones built from ``train_qrels`` (default: the
-    whole train split); the overlap note counts the same training queries.
+    whole train split), and select on ``validation`` (default: the dev split when there is one);
+    the overlap note counts the same training queries.
     ``on_trained(seed, compressor, seconds)`` is called after each training run (e.g. to record
     its per-stage epochs and wall time)."""
     config = config or TrainConfig()
     if spec.supervised and split == "train":
         raise ConfigError("supervised methods train on the 'train' split: evaluate them on another split")
+    if spec.supervised and not method_class(spec.method).uses_labels:
+        raise ConfigError(f"method {spec.method!r} does not train on labels: it cannot run supervised")
     if spec.supervised and examples is None:
         examples = ranking_examples(ds, hard_negatives=config.rank_negatives, qrels=train_qrels)
+    if spec.supervised and validation is None:
+        validation = validation_examples(ds, config.rank_negatives)
     note = overlap_note(ds, eval_split=split, train_qrels=train_qrels) if spec.supervised else ""
     rows = {d: ResultRow(ds.name, ds.model, spec.label, d, {}, [], note) for d in dims}
     for seed in (seeds if spec.stochastic else seeds[:1]):
-        compressor, seconds = train_compressor(ds, spec, dims, replace(config, seed=seed), examples, progress)
+        compressor, seconds = train_compressor(ds, spec, dims, replace(config, seed=seed), examples, progress,
+                                               validation)
         if on_trained is not None:
             on_trained(seed, compressor, seconds)
         for dim, metrics in score_dims(ds, compressor.encode, dims, split=split,

@@ -1,5 +1,7 @@
 """Training compressors on frozen embeddings: SMEC (SMRL + ADS + S-XBM) and the baselines.
 
+Every method is looked up in :mod:`smec_vdb.compress.registry` and trained by its ``fit``.
+
 Example::
 
     from smec_vdb.train import train
@@ -12,16 +14,10 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 from smec_vdb.compress.base import Compressor
-from smec_vdb.errors import ConfigError
+from smec_vdb.compress.registry import known_methods, method_class
 from smec_vdb.train.config import TrainConfig
 from smec_vdb.train.labels import RankingExamples, build_ranking_examples, read_qrels
 from smec_vdb.train.progress import ProgressCallback, ProgressEvent, StageReport
-
-
-def known_methods() -> list[str]:
-    from smec_vdb.baselines import BASELINES
-
-    return ["smec", *sorted(BASELINES)]
 
 
 def train(
@@ -32,18 +28,12 @@ def train(
     config: TrainConfig | None = None,
     examples: RankingExamples | None = None,
     progress: ProgressCallback | None = None,
+    validation: RankingExamples | None = None,
 ) -> Compressor:
-    """Train a compressor of ``method`` for ``dims`` on (N, D) ``vectors``; supervised when ``examples`` is given."""
-    config = config or TrainConfig()
-    if method == "smec":
-        from smec_vdb.train.smrl import train_smec
-
-        return train_smec(vectors, dims, config, examples, progress)
-    from smec_vdb.baselines import BASELINES
-
-    if method not in BASELINES:
-        raise ConfigError(f"unknown method {method!r}; known: {', '.join(known_methods())}")
-    return BASELINES[method].fit(vectors, dims, config, examples, progress)
+    """Train a compressor of ``method`` for ``dims`` on (N, D) ``vectors``; supervised when ``examples``
+    is given (``validation``: held-out examples, e.g. a dev split, for model selection)."""
+    cls = method_class(method)
+    return cls.fit(vectors, dims, config or TrainConfig(), examples, progress, validation)
 
 
 __all__ = [

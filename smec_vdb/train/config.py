@@ -31,39 +31,50 @@ class TrainConfig:
     memory_size:    S-XBM FIFO capacity in frozen input embeddings (§3.4).
     memory_topk:    neighbours per item retrieved from the memory for L_unsup (eq. 7).
     alpha:          weight of L_unsup in L_total = L_rank + α·L_unsup (eq. 9).
-    order_weight:   weight of the listwise neighbour-ordering term added to eq. 7 inside L_unsup.
-    order_temperature: softmax temperature of that ordering term.
-    tau_start/end:  Gumbel-softmax temperature of ADS, annealed geometrically over a stage's epochs.
+    order:          SMEC's neighbour-ordering term added to eq. 7 inside L_unsup: off, pairwise or listwise.
+    order_weight:   its weight.
+    order_temperature: softmax temperature of the listwise ordering term.
+    tau_start/end:  Gumbel-softmax temperature of ADS, annealed geometrically over ``anneal_epochs``.
+    anneal_epochs:  epochs over which τ and the Gumbel noise (1 → 0) are annealed; a stage with ADS
+                    runs at least this many epochs (capped by ``epochs``).
+    ads_lr:         learning rate of the ADS logits (their own parameter group, no weight decay).
     rank_negatives: hard negatives per query (top full-dim cosine, not judged relevant) for L_rank.
     rank_scale:     multiplies cosine differences inside the rank loss (1 = literal eq. 8).
-    val_fraction:   share of the vectors (and queries) held out for early stopping.
+    val_fraction:   share of the corpus vectors (unsupervised) or training queries (supervised, when no
+                    dev split is given) held out for model selection and early stopping.
+    last_source:    what the last stage of a sequential run reads: ``chain`` (the previous level, §3.2),
+                    ``input`` (the raw vectors) or ``auto`` (train both, keep the better held-out score).
     use_smrl/ads/xbm: switches for ablations: parallel MRL training, prefix truncation, in-batch neighbours.
     """
 
     epochs: int = 30
-    patience: int = 3
+    patience: int = 4
     min_delta: float = 1e-4
     batch_size: int = 256
-    lr: float = 5e-4
+    lr: float = 3e-4
     weight_decay: float = 0.0
     memory_size: int = 5000
     memory_topk: int = 32
     alpha: float = 1.0
-    order_weight: float = 1.0
+    order: str = "pairwise"
+    order_weight: float = 5.0
     order_temperature: float = 0.05
     tau_start: float = 1.0
     tau_end: float = 0.1
+    anneal_epochs: int = 8
+    ads_lr: float = 2e-2
     rank_negatives: int = 100
     rank_scale: float = 20.0
     val_fraction: float = 0.1
     seed: int = 0
     device: str = "auto"
+    last_source: str = "chain"
     use_smrl: bool = True
-    use_ads: bool = True
+    use_ads: bool = False
     use_xbm: bool = True
 
     def __post_init__(self) -> None:
-        positive_ints = ("epochs", "batch_size", "memory_size", "memory_topk")
+        positive_ints = ("epochs", "batch_size", "memory_size", "memory_topk", "anneal_epochs")
         for name in positive_ints:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
@@ -72,7 +83,11 @@ class TrainConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
                 raise ConfigError(f"{name} must be a non-negative integer, found {value!r}")
-        for name in ("lr", "tau_start", "tau_end", "rank_scale", "order_temperature"):
+        if self.last_source not in ("chain", "input", "auto"):
+            raise ConfigError(f"last_source must be chain, input or auto, found {self.last_source!r}")
+        if self.order not in ("off", "pairwise", "listwise"):
+            raise ConfigError(f"order must be off, pairwise or listwise, found {self.order!r}")
+        for name in ("lr", "ads_lr", "tau_start", "tau_end", "rank_scale", "order_temperature"):
             if not float(getattr(self, name)) > 0:
                 raise ConfigError(f"{name} must be > 0, found {getattr(self, name)!r}")
         for name in ("min_delta", "weight_decay", "alpha", "order_weight"):

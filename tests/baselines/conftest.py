@@ -28,22 +28,21 @@ def corpus() -> np.ndarray:
 
 @pytest.fixture(scope="session")
 def examples(corpus: np.ndarray) -> RankingExamples:
-    """200 queries, each matching one doc (grade 1) only in the 8 LOWEST-variance directions, plus 15
-    random grade-0 candidates: PCA's small dims rank them poorly, a trained map can learn the subspace."""
-    _, basis = _synthetic()
+    """200 queries, each matching one doc (grade 1) only in the 8 LOWEST-variance directions, with the
+    15 hardest full-dim negatives: PCA's small dims rank them poorly, a trained map can learn the subspace."""
+    return synthetic_examples(corpus, _synthetic()[1])
+
+
+def synthetic_examples(corpus: np.ndarray, basis: np.ndarray, n_queries: int = 200) -> RankingExamples:
+    from smec_vdb.train.labels import build_ranking_examples
+
     low_variance = basis[:, -8:]
     rng = np.random.default_rng(1)
-    n_queries, n_neg = 200, 15
     relevant = rng.choice(len(corpus), n_queries, replace=False)
-    queries = corpus[relevant] @ low_variance @ low_variance.T + 0.01 * rng.normal(size=(n_queries, INPUT_DIM))
-    candidates = np.empty((n_queries, 1 + n_neg), dtype=np.int64)
-    for i, r in enumerate(relevant):
-        others = rng.choice(np.delete(np.arange(len(corpus)), r), n_neg, replace=False)
-        candidates[i] = np.concatenate([[r], others])
-    grades = np.zeros(candidates.shape, dtype=np.float32)
-    grades[:, 0] = 1.0
-    mask = np.ones(candidates.shape, dtype=bool)
-    return RankingExamples(queries.astype(np.float32), candidates, grades, mask, tuple(f"q{i}" for i in range(n_queries)))
+    queries = corpus[relevant] @ low_variance @ low_variance.T + 0.01 * rng.normal(size=(n_queries, corpus.shape[1]))
+    qrels = {f"q{i}": {f"d{r}": 1.0} for i, r in enumerate(relevant)}
+    return build_ranking_examples(queries.astype(np.float32), corpus, qrels, [f"q{i}" for i in range(n_queries)],
+                                  [f"d{i}" for i in range(len(corpus))], hard_negatives=15)
 
 
 @pytest.fixture(scope="session")

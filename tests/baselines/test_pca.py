@@ -2,7 +2,7 @@ import numpy as np
 import torch
 
 import smec_vdb
-from smec_vdb.baselines import PCACompressor
+from smec_vdb.baselines.pca import PCACompressor
 
 DIMS = (12, 6, 3)  # as in conftest.py
 

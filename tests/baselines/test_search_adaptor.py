@@ -4,30 +4,26 @@ import numpy as np
 import torch
 
 import smec_vdb
-from smec_vdb.baselines import SearchAdaptorCompressor
-from smec_vdb.baselines.pca import pca_basis
+from smec_vdb.baselines.search_adaptor import SearchAdaptorCompressor
 
 DIMS = (12, 6, 3)  # as in conftest.py
 
 
 def untrained(corpus):
-    comp = SearchAdaptorCompressor(corpus.shape[1], DIMS)
-    comp.init_from_pca(corpus)
-    return comp
+    return SearchAdaptorCompressor(corpus.shape[1], DIMS)
 
 
-def test_initialisation_is_uncentred_pca_per_dim(corpus):
+def test_untrained_adapters_are_skip_connections_so_dims_are_raw_prefixes(corpus):
     comp = untrained(corpus)
-    _, axes = pca_basis(corpus, DIMS[0], centre=False)
     with torch.no_grad():
         for d in DIMS:
-            np.testing.assert_allclose(comp.project(torch.from_numpy(corpus), d).numpy(), corpus @ axes[:d].T, atol=1e-5)
+            np.testing.assert_allclose(comp.project(torch.from_numpy(corpus), d).numpy(), corpus[:, :d], atol=1e-6)
 
 
 def test_fit_trains_each_dim_on_its_own(corpus, fast_config):
     events = []
-    comp = SearchAdaptorCompressor.fit(corpus, DIMS, fast_config, progress=events.append)
-    runs = comp.training_info["runs"]
+    comp = SearchAdaptorCompressor.fit(corpus, DIMS, dataclasses.replace(fast_config, lr=1e-2), progress=events.append)
+    runs = comp.training_info["stages"]
     assert [r["dim"] for r in runs] == list(DIMS)
     assert sorted({e.stage for e in events}) == [0, 1, 2] and all(e.num_stages == 3 for e in events)
     for d in DIMS:
@@ -41,7 +37,7 @@ def test_fit_trains_each_dim_on_its_own(corpus, fast_config):
 
 
 def test_supervised_lowers_the_rank_loss(corpus, examples, fast_config, rank_loss_of):
-    config = dataclasses.replace(fast_config, epochs=15, patience=15, lr=1e-2)
+    config = dataclasses.replace(fast_config, epochs=30, patience=30, lr=3e-2)
     start = untrained(corpus)
     comp = SearchAdaptorCompressor.fit(corpus, DIMS, config, examples)
     assert comp.training_info["supervised"] is True

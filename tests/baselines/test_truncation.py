@@ -2,7 +2,8 @@ import numpy as np
 import pytest
 
 import smec_vdb
-from smec_vdb.baselines import BASELINES, TruncationCompressor
+from smec_vdb.baselines.truncation import TruncationCompressor
+from smec_vdb.compress.registry import method_class
 from smec_vdb.errors import ConfigError, DimensionError, InvalidVectorError
 
 DIMS = (12, 6, 3)  # as in conftest.py
@@ -19,7 +20,7 @@ def test_encode_is_the_normalised_prefix(corpus):
 
 
 def test_registered_and_fingerprinted(corpus):
-    assert BASELINES["truncate"] is TruncationCompressor
+    assert method_class("truncate") is TruncationCompressor
     comp = TruncationCompressor.fit(corpus, DIMS)
     assert comp.training_info["data_fingerprint"].startswith("sha256:")
     assert comp.input_dim == INPUT_DIM and comp.dims == DIMS

@@ -77,3 +77,16 @@ def test_console_script_prints_one_line_errors(tmp_path):
                            "--dims", "6", "--out", str(tmp_path / "m")], capture_output=True, text=True)
     assert proc.returncode == 1
     assert proc.stderr.strip().startswith("error:") and "does not exist" in proc.stderr
+
+
+@pytest.mark.parametrize("method", ["pca", "truncate", "matryoshka-adaptor"])
+def test_summary_table_has_a_row_per_dim_for_every_method(vectors, tmp_path, method):
+    """Bug (issue 15): `train --method pca|mrl` printed an empty summary table."""
+    np.save(tmp_path / "x.npy", vectors)
+    result = run(["--vectors", str(tmp_path / "x.npy"), "--dims", "12,6", "--out", str(tmp_path / "m"),
+                  "--method", method, *FAST])
+    assert result.exit_code == 0, result.output
+    stages = smec_vdb.load(tmp_path / "m").training_info["stages"]
+    assert len(stages) >= 1 and all(s["criterion"] == "recall@10" for s in stages)
+    table_rows = [line for line in result.output.splitlines() if "recall@10" in line and "│" in line]
+    assert len(table_rows) == len(stages), result.output

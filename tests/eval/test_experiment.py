@@ -86,7 +86,7 @@ def test_supervised_methods_cannot_be_scored_on_their_training_split(dataset):
 def test_on_trained_reports_each_training_run_with_its_seed_and_wall_time(dataset):
     ds = load_beir("toy", MODEL, data_dir=dataset)
     seen = []
-    rows = run_method(ds, MethodSpec("mrl", "mrl"), [8, 2], seeds=[3, 4], config=TrainConfig(epochs=1),
+    rows = run_method(ds, MethodSpec("linear-adaptor", "linear-adaptor"), [8, 2], seeds=[3, 4], config=TrainConfig(epochs=1),
                       on_trained=lambda seed, comp, seconds: seen.append((seed, comp.dims, seconds)))
     assert [(seed, list(dims)) for seed, dims, _ in seen] == [(3, [8, 2]), (4, [8, 2])]
     assert rows[0].train_seconds == [seconds for _, _, seconds in seen]
@@ -100,3 +100,26 @@ def test_training_qrels_drop_broad_queries_whole_and_the_overlap_counts_only_tho
     sample = training_qrels(ds, "train", max_queries=3, seed=1)
     assert len(sample) == 3 and sample == training_qrels(ds, "train", max_queries=3, seed=1)
     assert "(the 3 training queries used)" in overlap_note(ds, train_qrels=sample)
+
+
+def test_supervised_runs_select_on_the_dev_split_when_the_dataset_has_one(dataset):
+    from smec_vdb.eval.experiment import validation_examples
+
+    ds = load_beir("toy", MODEL, data_dir=dataset)
+    assert validation_examples(ds) is None  # the toy set has train/test only
+    head = "query-id\tcorpus-id\tscore\n"
+    (dataset / "beir" / "toy" / "qrels" / "dev.tsv").write_text(head + "q10\td10\t1\nq11\td11\t2\n")
+    ds = load_beir("toy", MODEL, data_dir=dataset)
+    dev = validation_examples(ds, hard_negatives=3)
+    assert dev.query_ids == ("q10", "q11")
+    seen = []
+    run_method(ds, MethodSpec("smec (sup.)", "smec", supervised=True), [8], seeds=[0],
+               config=TrainConfig(epochs=1, device="cpu"), rerank_candidates=None,
+               on_trained=lambda seed, comp, seconds: seen.append(comp.training_info))
+    assert seen[0]["supervised"] and seen[0]["stages"][0]["criterion"] == "ndcg@10"
+
+
+def test_methods_that_ignore_labels_cannot_run_supervised(dataset):
+    ds = load_beir("toy", MODEL, data_dir=dataset)
+    with pytest.raises(ConfigError, match="does not train on labels"):
+        run_method(ds, MethodSpec("pca (sup.)", "pca", supervised=True), [8], seeds=[0])

@@ -8,41 +8,58 @@ from smec_vdb.compress.smec import SMECCompressor
 from smec_vdb.errors import ConfigError, DataError, DimensionError, InvalidVectorError
 from smec_vdb.train import train
 from smec_vdb.train.labels import RankingExamples
-from smec_vdb.train.smrl import _SequentialTrainer, train_smec
+from smec_vdb.train import smrl
+from smec_vdb.train.smrl import train_smec
 
 from tests.conftest import SMEC_DIMS
 
 
-def test_training_reports_every_stage_and_fills_training_info(trained_smec, smec_config):
+def test_training_reports_every_stage_and_fills_training_info(trained_smec, moving_config):
     info = trained_smec.training_info
     assert [s["dim"] for s in info["stages"]] == list(SMEC_DIMS)
-    assert all(1 <= s["epochs"] <= smec_config.epochs for s in info["stages"])
-    assert info["data_fingerprint"].startswith("sha256:") and info["supervised"] is False
-    assert info["config"]["memory_topk"] == smec_config.memory_topk
+    assert all(1 <= s["epochs"] <= moving_config.epochs for s in info["stages"])
+    assert all(s["criterion"] == "ndcg@10" for s in info["stages"])
+    assert info["data_fingerprint"].startswith("sha256:") and info["supervised"] is True
+    assert info["config"]["memory_topk"] == moving_config.memory_topk
 
 
-def test_training_improves_the_validation_loss_over_pca(vectors, smec_config):
+def test_every_stage_of_the_fixture_moved_and_beat_its_start_on_held_out_ndcg(trained_smec, vectors):
+    """The freezing/extension tests rely on this: a fixture stuck at its PCA start would make them vacuous."""
+    fresh = SMECCompressor.from_pca(torch.from_numpy(vectors), SMEC_DIMS[:1])
+    assert float((trained_smec.stages[0].weight.detach() - fresh.stages[0].weight.detach()).abs().max()) > 1e-2
+    for s in trained_smec.training_info["stages"]:
+        assert s["best_epoch"] > 0 and s["best_score"] > s["initial_score"]
+
+
+def test_unsupervised_training_selects_on_held_out_neighbour_recall(vectors, smec_config):
     events = []
-    train_smec(vectors, SMEC_DIMS, dataclasses.replace(smec_config, epochs=4, patience=4), progress=events.append)
+    comp = train_smec(vectors, SMEC_DIMS, dataclasses.replace(smec_config, epochs=4, patience=4), progress=events.append)
     assert {e.stage_dim for e in events} == set(SMEC_DIMS)
     assert [e.stage for e in events] == sorted(e.stage for e in events)
-    assert any(e.improved for e in events)
+    assert {e.criterion for e in events} == {"recall@10"}
+    assert all("similarity" in e.loss_parts and "order" in e.loss_parts for e in events)
+    for s in comp.training_info["stages"]:
+        assert s["best_score"] >= s["initial_score"]
 
 
-def test_frozen_stages_are_unchanged_by_later_stages(vectors, smec_config, monkeypatch):
-    """Snapshot every stage right after it is trained; at the end, earlier stages must still equal it."""
+def test_frozen_stages_are_unchanged_by_later_stages(vectors, low_variance_examples, moving_config, monkeypatch):
+    """Snapshot every stage right after it is trained (asserting it moved); later stages must leave it equal."""
     snapshots = {}
-    original = _SequentialTrainer.train_stages
+    original = smrl.train_stages
 
-    def spy(self, first, last, dim):
-        report = original(self, first, last, dim)
-        snapshots[first] = {k: v.clone() for k, v in self.comp.stages[first].state_dict().items()}
-        for p in self.comp.stages[first].parameters():
+    def spy(comp, data, config, first, last, progress=None):
+        before = {k: v.clone() for k, v in comp.stages[first].state_dict().items()}
+        report = original(comp, data, config, first, last, progress)
+        after = {k: v.clone() for k, v in comp.stages[first].state_dict().items()}
+        assert not torch.equal(before["weight"], after["weight"]), f"stage {first} did not move"
+        snapshots[first] = after
+        for p in comp.stages[first].parameters():
             assert not p.requires_grad
         return report
 
-    monkeypatch.setattr(_SequentialTrainer, "train_stages", spy)
-    comp = train_smec(vectors, SMEC_DIMS, smec_config)
+    monkeypatch.setattr(smrl, "train_stages", spy)
+    comp = train_smec(vectors, SMEC_DIMS, moving_config, low_variance_examples)
+    assert sorted(snapshots) == [0, 1, 2]
     for k, snap in snapshots.items():
         for name, tensor in comp.stages[k].state_dict().items():
             assert torch.equal(tensor, snap[name]), f"stage {k} {name} changed after it was frozen"
@@ -65,6 +82,7 @@ def test_ablation_switches_train(vectors, smec_config, switch):
     assert comp.encode(vectors, 6).shape == (len(vectors), 6)
     if switch == "use_ads":
         assert comp.selected_indices() == {12: list(range(12)), 6: list(range(6))}
+        assert not comp.stages[0].selector.learnable
     if switch == "use_smrl":
         assert len(comp.training_info["stages"]) == 1
 
@@ -113,5 +131,26 @@ def test_training_input_errors(vectors, smec_config):
 
 
 def test_train_dispatch_rejects_unknown_methods(vectors):
-    with pytest.raises(ConfigError, match="known: smec"):
+    with pytest.raises(ConfigError, match="known: .*smec"):
         train(vectors, SMEC_DIMS, method="nope")
+
+
+@pytest.mark.parametrize("source", ["input", "auto"])
+def test_last_stage_can_read_the_raw_input_and_auto_keeps_the_better_held_out_score(vectors, smec_config, source, tmp_path):
+    import smec_vdb
+
+    config = dataclasses.replace(smec_config, last_source=source)
+    comp = train_smec(vectors, SMEC_DIMS, config)
+    chain = train_smec(vectors, SMEC_DIMS, smec_config)
+    last = comp.training_info["stages"][-1]
+    if source == "input":
+        assert comp.sources == [0, 1, 0] and comp.stages[-1].weight.shape == (24, 24)
+        x = torch.from_numpy(vectors)
+        np.testing.assert_allclose(comp.project(x, 3).numpy(), (x @ comp.stages[-1].kept_rows().T).detach().numpy(), atol=1e-5)
+    else:
+        assert last["best_score"] >= chain.training_info["stages"][-1]["best_score"] - 1e-9
+        assert comp.sources[-1] in (0, 2)
+    comp.save(tmp_path / "m")
+    same = smec_vdb.load(tmp_path / "m")
+    assert same.sources == comp.sources
+    np.testing.assert_array_equal(same.encode(vectors, 3), comp.encode(vectors, 3))

@@ -1,0 +1,56 @@
+"""`smec-vdb extend`: add a smaller dim to a saved SMEC compressor (SMEC paper §3.2: sequential
+training can continue from the frozen last level); the outputs of its existing dims stay
+bit-identical."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from smec_vdb.cli.common import console
+from smec_vdb.cli.train import load_vectors, summary_table
+
+EXAMPLE = "smec-vdb extend --compressor models/scifact --vectors corpus.npy --dim 16"
+
+
+def extend_command(
+    compressor: Annotated[Path, typer.Option("--compressor", help="Directory of a saved SMEC compressor.")],
+    vectors: Annotated[Path, typer.Option("--vectors", help="(n, d) float16/float32 .npy to train the new stage on.")],
+    dim: Annotated[int, typer.Option("--dim", help="The new dim, smaller than the compressor's smallest.")],
+    out: Annotated[Optional[Path], typer.Option("--out", help="Save here instead of over --compressor.")] = None,
+    epochs: Annotated[Optional[int], typer.Option("--epochs", help="Maximum epochs of the new stage.")] = None,
+    seed: Annotated[Optional[int], typer.Option("--seed", help="Random seed.")] = None,
+    device: Annotated[Optional[str], typer.Option("--device", help="auto, cpu or cuda.")] = None,
+) -> None:
+    """Train one more stage (last dim → --dim) and save the extended compressor.
+
+    Example: smec-vdb extend --compressor models/scifact --vectors corpus.npy --dim 16
+    """
+    import smec_vdb
+    from smec_vdb.compress.base import validate_schedule
+    from smec_vdb.compress.smec import SMECCompressor
+    from smec_vdb.errors import ConfigError, DimensionError
+    from smec_vdb.train.config import TrainConfig
+    from smec_vdb.train.smrl import extend_smec
+
+    comp = smec_vdb.load(compressor)
+    if not isinstance(comp, SMECCompressor):
+        raise ConfigError(f"only SMEC compressors can be extended; {compressor} holds method {comp.method!r}")
+    validate_schedule(comp.input_dim, (*comp.dims, dim))
+    overrides = {"epochs": epochs, "seed": seed, "device": device}
+    config = TrainConfig(**{k: v for k, v in overrides.items() if v is not None})
+    x = load_vectors(vectors)
+    if x.shape[1] != comp.input_dim:
+        raise DimensionError(f"vectors {vectors} have width {x.shape[1]}, the compressor takes {comp.input_dim}")
+    console.print(f"extending {comp.method} {comp.input_dim} → {list(comp.dims)} with {dim} on {x.shape[0]} vectors")
+    extended = extend_smec(comp, x, dim, config)
+    target = out or compressor
+    extended.save(target)
+    console.print(summary_table(extended))
+    console.print(f"saved to {target} (id {extended.manifest_hash})")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("extend", help=f"Add a smaller dim to a saved SMEC compressor. Example: {EXAMPLE}")(extend_command)
