@@ -423,7 +423,7 @@ class MilvusBackend:
                 rows = [
                     {ID_FIELD: checked.ids[i], PAYLOAD_FIELD: checked.payloads[i],
                      **{name: vectors[name][i - start] for name in names},
-                     **{name: (entries[i].as_dict() if entries[i] is not None else {})
+                     **{name: (entry.as_dict() if (entry := entries[i]) is not None else {})
                         for name, entries in checked.sparse.items()},
                      **{column: column_value(kind, checked.payloads[i].get(key)) for key, (column, kind) in columns}}
                     for i in range(start, stop)

@@ -151,8 +151,8 @@ class QdrantBackend:
             qid, original = encode_id(point_id)
             vector: dict[str, Any] = {name: values[row] for name, values in rows.items()}
             for name, entries in checked.sparse.items():
-                if entries[row] is not None:
-                    vector[name] = self._models.SparseVector(indices=list(entries[row].indices), values=list(entries[row].values))
+                if (entry := entries[row]) is not None:
+                    vector[name] = self._models.SparseVector(indices=list(entry.indices), values=list(entry.values))
             payload = stored_payload(checked.payloads[row], point_id, original)
             points.append(self._models.PointStruct(id=qid, vector=vector, payload=payload))
         with engine_errors(self._engine, collection):
@@ -161,7 +161,7 @@ class QdrantBackend:
 
     def delete(self, collection: str, ids: Sequence[PointId]) -> None:
         schema = self.schema(collection)
-        qids = [encode_id(check_id(schema, i))[0] for i in ids]
+        qids: list[Any] = [encode_id(check_id(schema, i))[0] for i in ids]
         if qids:
             with engine_errors(self._engine, collection):
                 self._client.delete(collection, points_selector=self._models.PointIdsList(points=qids), wait=True)

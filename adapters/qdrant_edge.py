@@ -266,8 +266,8 @@ class QdrantEdgeBackend:
             qid, original = encode_id(point_id)
             vectors: dict[str, Any] = {vector: values[row] for vector, values in rows.items()}
             for vector, entries in checked.sparse.items():
-                if entries[row] is not None:
-                    vectors[vector] = e.SparseVector(indices=list(entries[row].indices), values=list(entries[row].values))
+                if (entry := entries[row]) is not None:
+                    vectors[vector] = e.SparseVector(indices=list(entry.indices), values=list(entry.values))
             points.append(e.Point(qid, vectors, stored_payload(checked.payloads[row], point_id, original)))
         with engine_errors(self._engine, name):
             for start in range(0, len(points), UPSERT_CHUNK):
@@ -276,7 +276,7 @@ class QdrantEdgeBackend:
     def delete(self, collection: str, ids: Sequence[PointId]) -> None:
         name, shard = self._shard(collection)
         schema = self.schema(name)
-        qids = [encode_id(check_id(schema, i))[0] for i in ids]
+        qids: list[Any] = [encode_id(check_id(schema, i))[0] for i in ids]
         if qids:
             with engine_errors(self._engine, name):
                 shard.update(self._edge.UpdateOperation.delete_points(qids))

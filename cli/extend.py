@@ -5,7 +5,7 @@ bit-identical."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 
@@ -39,7 +39,7 @@ def extend_command(
     if not isinstance(comp, SMECCompressor):
         raise ConfigError(f"only SMEC compressors can be extended; {compressor} holds method {comp.method!r}")
     validate_schedule(comp.input_dim, (*comp.dims, dim))
-    overrides = {"epochs": epochs, "seed": seed, "device": device}
+    overrides: dict[str, Any] = {"epochs": epochs, "seed": seed, "device": device}
     config = TrainConfig(**{k: v for k, v in overrides.items() if v is not None})
     x = load_vectors(vectors)
     if x.shape[1] != comp.input_dim:
