@@ -509,7 +509,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.replot.with_suffix(".md").write_text(render(report))
         plot(report["datasets"], args.replot.with_suffix(".png"))
         return 0
-    start = time.perf_counter()
+    start, load_before = time.perf_counter(), os.getloadavg()[0]
     grid = Grid()
     if args.quick:
         grid = Grid(ef=(64, 128), oversampling=(1.0, 4.0), candidates=(40, 160), native=("int8", "turbo2"),
@@ -527,7 +527,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         milvus = bench_milvus(sets[0], 2_000 if args.quick else 10_000, 50 if args.quick else 200, args.workdir, grid)
     suffix = "_quick" if args.quick else ""
     report = {"command": " ".join(["benchmarks/layouts.py", *(argv if argv is not None else sys.argv[1:])]),
-              "machine": f"{platform.node()} {os.cpu_count()} CPUs, shared with other jobs (timings are upper bounds)",
+              "machine": f"{platform.node()} {os.cpu_count()} CPUs, 1-min load average {load_before:.1f} at start, "
+                         f"{os.getloadavg()[0]:.1f} at end (a load above the core count means other jobs shared them)",
               "wall_s": round(time.perf_counter() - start, 1), "grid": grid.__dict__, "index": INDEX.__dict__,
               "datasets": results, "milvus": milvus}
     args.out.mkdir(parents=True, exist_ok=True)
