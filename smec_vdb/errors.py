@@ -57,6 +57,25 @@ class BackendError(SmecError):
     """An engine operation failed. ``retriable`` tells whether a retry can help."""
 
 
+class RetriesExhaustedError(BackendError):
+    """A retriable engine error persisted through every attempt of a :class:`smec_vdb.retry.RetryPolicy`.
+
+    ``attempts`` is how many calls were made; the last engine error is the ``__cause__``.
+    """
+
+    def __init__(self, message: str, *, attempts: int) -> None:
+        super().__init__(message, retriable=True)
+        self.attempts = attempts
+
+
+class RequestTooLargeError(BackendError):
+    """One point alone would make a request body larger than the request-size budget (nothing was written)."""
+
+
+class ServerVersionError(BackendError):
+    """The server's version lacks a feature smec-vdb needs (e.g. Qdrant collection metadata, from 1.16)."""
+
+
 class CollectionNotFoundError(BackendError):
     """The named collection (or alias) does not exist."""
 

@@ -17,6 +17,7 @@ from smec_vdb.collection import SmecCollection
 from smec_vdb.errors import InvalidVectorError
 from smec_vdb.migrate.options import CHECKPOINT_KEY, MigrationEvent, MigrationInterrupted, MigrationOptions, ProgressCallback, StopCheck
 from smec_vdb.migrate.plan import SourceInfo, Timer, bad_vector_rows, stack
+from smec_vdb.retry import retrying
 
 
 def write_points(target: Backend, col: SmecCollection, info: SourceInfo, points: Sequence[Point], x: np.ndarray,
@@ -48,6 +49,7 @@ def copy(source: Backend, target: Backend, info: SourceInfo, col: SmecCollection
          checkpoint: dict, timer: Timer, progress: ProgressCallback | None, should_stop: StopCheck | None
          ) -> tuple[int, list]:
     """Copy from the checkpoint's cursor to the end; returns (points written in all runs, skipped ids)."""
+    source, target = retrying(source), retrying(target)  # reads and upserts by id are safe to repeat
     written, skipped = int(checkpoint["written"]), list(checkpoint["skipped_ids"])
     cursor = checkpoint["cursor"]
     if checkpoint.get("copied"):  # killed after the last batch: only verification is left

@@ -35,6 +35,7 @@ from smec_vdb.backend import Backend, Point, PointId, iterate_points
 from smec_vdb.collection import FULL, SmecCollection
 from smec_vdb.migrate.options import MigrationEvent, MigrationInterrupted, ProgressCallback, StopCheck
 from smec_vdb.migrate.plan import SourceInfo, bad_vector_rows, stack
+from smec_vdb.retry import retrying
 from smec_vdb.search import default_candidates
 
 VECTOR_ATOL = 1e-4
@@ -118,6 +119,7 @@ def diff(source: Backend, target: Backend, info: SourceInfo, col: SmecCollection
     whose migrated vector is NaN/inf/zero are expected absent (skipped). ``delete_extra`` receives
     target ids absent from the source.
     """
+    source, target = retrying(source), retrying(target)  # every call below is a read
     drift = Drift()
     carried = list(info.carried)
     names = {r.name for r in col.resolutions}
@@ -205,6 +207,7 @@ def recall_at_10(source: Backend, info: SourceInfo, col: SmecCollection, n_queri
     """(recall@10, queries, budget): held-out source points as queries (each excluded from both result
     lists), exact top-10 by streaming brute force over the source's normalised vectors (memory:
     queries × batch), against the target's coarse-to-fine search with :func:`recall_budget` candidates."""
+    source = retrying(source)
     k = RECALL_K
     n = info.count - len(skipped)
     fraction = min(1.0, n_queries / max(1, n))
