@@ -53,11 +53,14 @@ def open_backend(
     path: str | None = None,
     api_key: str | None = None,
     token: str | None = None,
+    timeout: float | None = None,
+    prefer_grpc: bool = False,
 ) -> Backend:
     """Connect to an engine named in :data:`smec_vdb.engines.ENGINES`: "qdrant", "qdrant-edge" or "milvus".
 
     - ``qdrant``: ``url`` (server; env ``QDRANT_URL``, key ``api_key`` / ``QDRANT_API_KEY``) or ``path``
-      (embedded directory, or ":memory:"); one of them is required.
+      (embedded directory, or ":memory:"); one of them is required. On a server, ``timeout`` is the
+      per-request limit in seconds (default 60) and ``prefer_grpc`` talks gRPC (port 6334) instead of REST.
     - ``qdrant-edge``: ``path`` of the store directory (default ``./smec_data``); no url.
     - ``milvus``: ``url`` (server; env ``MILVUS_URI``, ``token`` / ``MILVUS_TOKEN``) or ``path`` (Milvus Lite, ``x.db``).
 
@@ -65,6 +68,8 @@ def open_backend(
     package is not installed is a MissingDependencyError naming the extra to install.
     """
     engine(backend)  # unknown names fail before the connection arguments are judged
+    if backend != "qdrant" and (timeout is not None or prefer_grpc):
+        raise ConfigError(f"timeout and prefer_grpc are options of backend 'qdrant' (a server), not {backend!r}")
     if url is not None and path is not None:
         raise ConfigError(f"give either url or path for backend {backend!r}, not both (url={url!r}, path={path!r})")
     if backend == "qdrant-edge":
@@ -77,8 +82,9 @@ def open_backend(
         if url is None and path is None:
             raise ConfigError("backend 'qdrant' needs a url (server, or env QDRANT_URL) or a path (embedded or ':memory:')")
         if url is not None:
-            return adapter_class(backend)(url=url, api_key=api_key or os.environ.get("QDRANT_API_KEY") or None)
-        return adapter_class(backend)(path=path)
+            return adapter_class(backend)(url=url, api_key=api_key or os.environ.get("QDRANT_API_KEY") or None,
+                                          timeout=timeout, prefer_grpc=prefer_grpc)
+        return adapter_class(backend)(path=path, timeout=timeout, prefer_grpc=prefer_grpc)
     uri = path if path is not None else (url or os.environ.get("MILVUS_URI") or None)
     if uri is None:
         raise ConfigError("backend 'milvus' needs a url (server, or env MILVUS_URI) or a path (Milvus Lite, x.db)")

@@ -7,6 +7,14 @@ Coarse-to-fine (paper §3): on a server, native nested ``prefetch``; in local mo
 is correct but slow (an id filter checked in Python), the first stage is searched with the later
 stages' vectors attached and re-scored in numpy (:mod:`smec_vdb.adapters.rerank`).
 
+On a server: an explicit request ``timeout`` (default :data:`DEFAULT_TIMEOUT` s, not httpx's 5 s),
+REST or ``prefer_grpc``, upserts split by bytes under ``request_budget``
+(:mod:`smec_vdb.adapters.qdrant_requests`), the server version read at connect (collection
+metadata needs Qdrant >= 1.16) and, for HNSW collections, an indexing threshold low enough that
+a small collection's coarse vectors get their graph (the server default, 10,000 KB of vectors,
+would leave the suite's collections on plain full scans). Retries are the caller's:
+:mod:`smec_vdb.retry` (errors say whether one helps).
+
 Example::
 
     backend = QdrantBackend(path="./qdrant_store")          # or url="http://localhost:6333"
@@ -16,6 +24,7 @@ Example::
 
 from __future__ import annotations
 
+import re
 from typing import Any, Sequence, cast
 
 import numpy as np
@@ -38,6 +47,14 @@ from smec_vdb.adapters.qdrant_common import (
     stored_payload,
 )
 from smec_vdb.adapters.qdrant_layout import client_vector_params, quantization_search
+from smec_vdb.adapters.qdrant_requests import (
+    DEFAULT_REQUEST_BUDGET,
+    MAX_POINTS_PER_REQUEST,
+    check_budget,
+    grpc_shape,
+    plan_requests,
+    rest_shape,
+)
 from smec_vdb.adapters.validation import (
     check_batch,
     check_filter,
@@ -48,10 +65,15 @@ from smec_vdb.adapters.validation import (
     check_stages,
 )
 from smec_vdb.layout import placements
-from smec_vdb.errors import CollectionExistsError, CollectionNotFoundError, ConfigError
+from smec_vdb.errors import CollectionExistsError, CollectionNotFoundError, ConfigError, ServerVersionError
 
 SCHEMA_KEY = "_smec_schema"
-UPSERT_CHUNK = 512
+#: seconds per request on a server (qdrant-client would otherwise use httpx's 5 s)
+DEFAULT_TIMEOUT = 60.0
+#: collection metadata (where the schema, compressor record and checkpoint live) exists from 1.16
+MIN_SERVER_VERSION = (1, 16)
+#: KB of vectors in a segment above which a server builds its HNSW graphs (server default 10,000)
+INDEXING_THRESHOLD_KB = 1
 _DISTANCES = {"cosine": "Cosine", "dot": "Dot", "euclid": "Euclid", "manhattan": "Manhattan"}
 _PAYLOAD_TYPES = {"keyword": "keyword", "integer": "integer", "float": "float", "bool": "bool"}
 
@@ -64,9 +86,16 @@ class QdrantBackend:
 
     supports_aliases = True
 
-    def __init__(self, *, url: str | None = None, path: str | None = None, api_key: str | None = None) -> None:
+    def __init__(
+        self, *, url: str | None = None, path: str | None = None, api_key: str | None = None,
+        timeout: float | None = None, prefer_grpc: bool = False, request_budget: int = DEFAULT_REQUEST_BUDGET,
+    ) -> None:
         if (url is None) == (path is None):
             raise ConfigError("QdrantBackend needs exactly one of url (server) or path (embedded / ':memory:')")
+        if path is not None and (timeout is not None or prefer_grpc):
+            raise ConfigError(f"timeout and prefer_grpc apply to a server url, not to the embedded path={path!r}")
+        if timeout is not None and not (isinstance(timeout, (int, float)) and timeout > 0):
+            raise ConfigError(f"timeout must be a positive number of seconds, found {timeout!r}")
         from qdrant_client import QdrantClient, models
 
         self._models = models
@@ -74,11 +103,36 @@ class QdrantBackend:
         self.target = "qdrant-local" if self.local else "qdrant-server"
         self._engine = f"qdrant ({url or path})"
         self._schemas: dict[str, CollectionSchema] = {}
+        self._grpc = prefer_grpc
+        self._budget = check_budget(request_budget)
+        #: (major, minor) of the server; None in local mode
+        self.server_version: tuple[int, int] | None = None
         with engine_errors(self._engine):
             if self.local:
                 self._client = QdrantClient(location=":memory:") if path == ":memory:" else QdrantClient(path=path)
-            else:
-                self._client = QdrantClient(url=url, api_key=api_key)
+                return
+            # the version is checked below, synchronously, instead of the client's warning thread
+            self._client = QdrantClient(url=url, api_key=api_key, timeout=timeout or DEFAULT_TIMEOUT,  # type: ignore[arg-type]
+                                        prefer_grpc=prefer_grpc, check_compatibility=False)
+        try:
+            self.server_version = self._check_server_version()
+        except BaseException:
+            self._client.close()
+            raise
+
+    def _check_server_version(self) -> tuple[int, int]:
+        """The server's (major, minor); a ServerVersionError below :data:`MIN_SERVER_VERSION`."""
+        with engine_errors(self._engine):  # unreachable: a retriable BackendError naming the (masked) url
+            reported = str(self._client.info().version)
+        version = parse_version(reported, self._engine)
+        if version < MIN_SERVER_VERSION:
+            needed = ".".join(map(str, MIN_SERVER_VERSION))
+            raise ServerVersionError(
+                f"{self._engine}: server version {reported} is too old: smec-vdb keeps each collection's schema, "
+                f"compressor record and checkpoint in collection metadata, which needs Qdrant >= {needed}; "
+                "upgrade the server (nothing was written)"
+            )
+        return version
 
     # -- collections ------------------------------------------------------------------
     def list_collections(self) -> list[str]:
@@ -101,12 +155,16 @@ class QdrantBackend:
             for r in schema.resolutions
         }
         sparse = {name: m.SparseVectorParams() for name in schema.sparse} or None
+        # a server builds graphs only past its indexing threshold: lower it so small collections get them
+        # too (vectors whose layout says m=0 still get none)
+        optimizers = m.OptimizersConfigDiff(indexing_threshold=INDEXING_THRESHOLD_KB) if hnsw and not self.local else None
         with engine_errors(self._engine, collection):
             if self._client.collection_exists(collection):
                 raise CollectionExistsError(f"collection {collection!r} exists already")
             self._client.create_collection(
                 collection, vectors_config=vectors, sparse_vectors_config=sparse,
-                hnsw_config=None if self.local else hnsw_config, metadata={SCHEMA_KEY: schema_to_json(schema)},
+                hnsw_config=None if self.local else hnsw_config, optimizers_config=optimizers,
+                metadata={SCHEMA_KEY: schema_to_json(schema)},
             )
             if not self.local:  # local mode accepts payload indexes but ignores them (and warns)
                 for field_name, kind in schema.payload_indexes.items():
@@ -155,9 +213,25 @@ class QdrantBackend:
                     vector[name] = self._models.SparseVector(indices=list(entry.indices), values=list(entry.values))
             payload = stored_payload(checked.payloads[row], point_id, original)
             points.append(self._models.PointStruct(id=qid, vector=vector, payload=payload))
-        with engine_errors(self._engine, collection):
-            for start in range(0, len(points), UPSERT_CHUNK):
-                self._client.upsert(collection, points[start : start + UPSERT_CHUNK], wait=True)
+        for chunk in self._requests(collection, checked.ids, points):
+            with engine_errors(self._engine, collection):
+                self._client.upsert(collection, points[chunk.start : chunk.stop], wait=True)
+
+    def _requests(self, collection: str, ids: Sequence[PointId], points: list[Any]) -> list[range]:
+        """Index ranges of ``points``, one upsert request each (sized by bytes on a server).
+
+        With ``prefer_grpc`` each point is measured as the gRPC message the client converts it to
+        (the client is still given ``models.PointStruct``: it deprecates gRPC structs as input).
+        """
+        if self.local:  # no request is sent: chunk by count only
+            step = MAX_POINTS_PER_REQUEST
+            return [range(i, min(i + step, len(points))) for i in range(0, len(points), step)]
+        if self._grpc:
+            from qdrant_client.conversions.conversion import RestToGrpc
+
+            converted = [RestToGrpc.convert_point_struct(p) for p in points]
+            return plan_requests(ids, grpc_shape(collection, converted), budget=self._budget)
+        return plan_requests(ids, rest_shape(points), budget=self._budget)
 
     def delete(self, collection: str, ids: Sequence[PointId]) -> None:
         schema = self.schema(collection)
@@ -317,6 +391,15 @@ class QdrantBackend:
     def close(self) -> None:
         with engine_errors(self._engine):
             self._client.close()
+
+
+def parse_version(reported: str, engine: str) -> tuple[int, int]:
+    """(major, minor) of a version string such as ``1.16.2`` or ``v1.17.0-dev``."""
+    found = re.match(r"v?(\d+)\.(\d+)", reported.strip())
+    if found is None:
+        raise ServerVersionError(f"{engine}: cannot read the server version: expected major.minor[.patch], "
+                                 f"found {reported!r}")
+    return int(found.group(1)), int(found.group(2))
 
 
 def foreign_schema(collection: str, params: Any) -> CollectionSchema:
