@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 import pytest
+from containers import milvus_container, qdrant_container
 
 from smec_vdb.adapters import open_backend
 from smec_vdb.backend import Backend
@@ -38,29 +39,13 @@ class Target:
         return backend
 
 
-def _docker_reachable() -> str | None:
-    """None if a Docker daemon answers, else why not."""
-    try:
-        import docker
-
-        docker.from_env().ping()
-        return None
-    except Exception as exc:  # no daemon, no socket, no permission
-        return f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
-
-
 @pytest.fixture(scope="session")
 def qdrant_server_url() -> Iterator[str]:
     if os.environ.get("QDRANT_URL"):
         yield os.environ["QDRANT_URL"]
         return
-    reason = _docker_reachable()
-    if reason is not None:
-        pytest.skip(f"qdrant-server: QDRANT_URL is not set and no Docker daemon is reachable ({reason})")
-    from testcontainers.community.qdrant import QdrantContainer
-
-    with QdrantContainer() as container:
-        yield f"http://{container.rest_host_address}"
+    with qdrant_container() as url:  # skips with the reason when no container can run
+        yield url
 
 
 @pytest.fixture(scope="session")
@@ -68,13 +53,8 @@ def milvus_server_uri() -> Iterator[str]:
     if os.environ.get("MILVUS_URI"):
         yield os.environ["MILVUS_URI"]
         return
-    reason = _docker_reachable()
-    if reason is not None:
-        pytest.skip(f"milvus-server: MILVUS_URI is not set and no Docker daemon is reachable ({reason})")
-    from testcontainers.community.milvus import MilvusContainer
-
-    with MilvusContainer() as container:
-        yield container.get_connection_url()
+    with milvus_container() as uri:  # skips with the reason when no container can run
+        yield uri
 
 
 def _make_target(name: str, request: pytest.FixtureRequest | None, tmp_path: Path) -> Target:
