@@ -60,7 +60,8 @@ def open_backend(
 
     - ``qdrant``: ``url`` (server; env ``QDRANT_URL``, key ``api_key`` / ``QDRANT_API_KEY``) or ``path``
       (embedded directory, or ":memory:"); one of them is required. On a server, ``timeout`` is the
-      per-request limit in seconds (default 60) and ``prefer_grpc`` talks gRPC (port 6334) instead of REST.
+      per-request limit in seconds (env ``QDRANT_TIMEOUT``, default 60) and ``prefer_grpc`` talks gRPC
+      (port 6334) instead of REST (env ``QDRANT_PREFER_GRPC=true``).
     - ``qdrant-edge``: ``path`` of the store directory (default ``./smec_data``); no url.
     - ``milvus``: ``url`` (server; env ``MILVUS_URI``, ``token`` / ``MILVUS_TOKEN``) or ``path`` (Milvus Lite, ``x.db``).
 
@@ -83,9 +84,27 @@ def open_backend(
             raise ConfigError("backend 'qdrant' needs a url (server, or env QDRANT_URL) or a path (embedded or ':memory:')")
         if url is not None:
             return adapter_class(backend)(url=url, api_key=api_key or os.environ.get("QDRANT_API_KEY") or None,
-                                          timeout=timeout, prefer_grpc=prefer_grpc)
+                                          timeout=timeout if timeout is not None else _env_timeout(),
+                                          prefer_grpc=prefer_grpc or _env_flag("QDRANT_PREFER_GRPC"))
         return adapter_class(backend)(path=path, timeout=timeout, prefer_grpc=prefer_grpc)
     uri = path if path is not None else (url or os.environ.get("MILVUS_URI") or None)
     if uri is None:
         raise ConfigError("backend 'milvus' needs a url (server, or env MILVUS_URI) or a path (Milvus Lite, x.db)")
     return adapter_class(backend)(uri, token or os.environ.get("MILVUS_TOKEN") or None)
+
+
+def _env_timeout() -> float | None:
+    raw = os.environ.get("QDRANT_TIMEOUT")
+    if not raw:
+        return None
+    try:
+        return float(raw)
+    except ValueError:
+        raise ConfigError(f"env QDRANT_TIMEOUT must be a number of seconds, found {raw!r}") from None
+
+
+def _env_flag(name: str) -> bool:
+    raw = os.environ.get(name, "").strip().lower()
+    if raw not in ("", "0", "false", "no", "1", "true", "yes"):
+        raise ConfigError(f"env {name} must be true or false, found {raw!r}")
+    return raw in ("1", "true", "yes")

@@ -126,6 +126,7 @@ def fake_qdrant() -> Iterator[FakeQdrant]:
     fake = FakeQdrant()
     server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(fake))
     server.daemon_threads = True
+    server.block_on_close = False  # a reply held for the timeout test must not delay teardown
     fake.url = f"http://127.0.0.1:{server.server_address[1]}"
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()

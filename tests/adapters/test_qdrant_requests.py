@@ -205,3 +205,26 @@ def test_request_json_is_what_the_body_holds(fake_qdrant):
     backend.upsert("docs", Batch(ids=[1], vectors={"v": np.ones((1, 2), dtype=np.float32)}, payloads=[{"t": "éé"}]))
     (sent,) = fake_qdrant.points_requests()
     assert sent.body_bytes == len(json.dumps(sent.body, separators=(",", ":"), ensure_ascii=False).encode())
+
+
+def test_open_backend_reads_the_timeout_and_grpc_options_from_env(fake_qdrant, monkeypatch):
+    from smec_vdb.adapters import open_backend
+
+    monkeypatch.delenv("QDRANT_API_KEY", raising=False)
+    monkeypatch.setenv("QDRANT_TIMEOUT", "1")
+    backend = open_backend("qdrant", url=fake_qdrant.url)
+    backend.create_collection("docs", CollectionSchema((Resolution("v", 8),)))
+    fake_qdrant.delay = 2.5
+    with pytest.raises(BackendError, match="[Tt]imeout|timed out"):
+        backend.upsert("docs", Batch(ids=[1], vectors={"v": np.ones((1, 8), dtype=np.float32)}))
+    monkeypatch.setenv("QDRANT_TIMEOUT", "soon")
+    with pytest.raises(ConfigError, match="QDRANT_TIMEOUT"):
+        open_backend("qdrant", url=fake_qdrant.url)
+    monkeypatch.delenv("QDRANT_TIMEOUT")
+    monkeypatch.setenv("QDRANT_PREFER_GRPC", "maybe")
+    with pytest.raises(ConfigError, match="QDRANT_PREFER_GRPC"):
+        open_backend("qdrant", url=fake_qdrant.url)
+    with pytest.raises(ConfigError, match="options of backend 'qdrant'"):
+        open_backend("qdrant-edge", path="x", prefer_grpc=True)
+    with pytest.raises(ConfigError, match="options of backend 'qdrant'"):
+        open_backend("milvus", path="x.db", timeout=5)
