@@ -24,6 +24,7 @@ Example::
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Any, Sequence, cast
 
@@ -81,6 +82,8 @@ _PAYLOAD_TYPES = {"keyword": "keyword", "integer": "integer", "float": "float", 
 class QdrantBackend:
     """Backend over qdrant-client. Exactly one of ``url`` (server) or ``path`` (embedded) is given.
 
+    Server only: ``timeout`` seconds per request (default :data:`DEFAULT_TIMEOUT`), ``prefer_grpc``
+    (port 6334), ``request_budget`` bytes per upsert request (see the module doc).
     Cosine collections store normalised vectors: ``scroll``/``retrieve`` return v/‖v‖.
     """
 
@@ -112,7 +115,7 @@ class QdrantBackend:
                 self._client = QdrantClient(location=":memory:") if path == ":memory:" else QdrantClient(path=path)
                 return
             # the version is checked below, synchronously, instead of the client's warning thread
-            self._client = QdrantClient(url=url, api_key=api_key, timeout=timeout or DEFAULT_TIMEOUT,  # type: ignore[arg-type]
+            self._client = QdrantClient(url=url, api_key=api_key, timeout=math.ceil(timeout or DEFAULT_TIMEOUT),
                                         prefer_grpc=prefer_grpc, check_compatibility=False)
         try:
             self.server_version = self._check_server_version()

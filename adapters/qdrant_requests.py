@@ -9,7 +9,9 @@ requests of at most ``budget`` bytes and ``max_points`` points:
   ``jsonable_encoder``: by alias, unset and None fields left out); the body is
   ``{"points":[p1,p2,…]}``, so a request is ``12 + Σ (len(pᵢ) + 1)`` bytes, exactly.
 - gRPC: the protobuf ``PointStruct`` the client would convert to, framed as a repeated field of
-  ``UpsertPoints`` (tag, length varint, bytes), plus that message's other fields.
+  ``UpsertPoints`` (tag, length varint, bytes), plus that message's other fields. Qdrant's gRPC
+  services accept messages of any size (read in its ``src/tonic/mod.rs``, not run here); the same
+  budget still applies, so that no request runs into the timeout.
 
 A point that alone exceeds the budget is a :class:`RequestTooLargeError` naming its id and size,
 raised while planning, before any request is sent.
