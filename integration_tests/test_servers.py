@@ -92,15 +92,15 @@ def test_single_vector_collection_round_trip(server):
     try:
         backend.create_collection(coll, CollectionSchema((Resolution("full", 16),), payload_indexes={"g": "keyword"}))
         backend.upsert(coll, Batch(list(range(n)), {"full": x}, payloads))
-        assert backend.count(coll) == n  # Strong: the barrier
         points, cursor, seen = [], None, 0
-        while True:  # Session scroll sees this client's writes at once
+        while True:  # the first read after the writes: a Session scroll sees this client's writes at once
             page, cursor = backend.scroll(coll, cursor=cursor, limit=128)
             points += page
             seen += 1
             if cursor is None:
                 break
         assert [p.id for p in points] == list(range(n)) and seen == 3
+        assert backend.count(coll) == n  # Strong: the barrier
         np.testing.assert_allclose(np.stack([p.vectors["full"] for p in points]), x, rtol=1e-5)
         assert [p.payload for p in points] == payloads
         assert [p.id for p in backend.retrieve(coll, [17, 999, 3])] == [17, 3]
