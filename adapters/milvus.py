@@ -36,7 +36,8 @@ Engine facts this module relies on (measured, see ENGINES.md):
   single-vector collection is a migration source or a single-resolution target, and a schema with
   more vector fields is refused by :meth:`MilvusBackend.check_schema` (so before any training).
 - Consistency: reads are ``Session`` (this client sees its own writes; otherwise as cheap as
-  Bounded), :meth:`MilvusBackend.count` is ``Strong``, the barrier before verification. Strong on
+  Bounded); :meth:`MilvusBackend.count` (the barrier before verification) and
+  :meth:`MilvusBackend.get_metadata` (a checkpoint another process wrote) are ``Strong``. Strong on
   every read cost 379 ms per search against 3 ms on the 2.3.5 server (measured). A foreign
   collection's scroll follows its own default (quick setup: Bounded, a few seconds stale).
 - Creating a collection (and the metadata companion) is all-or-nothing: create, index and load,
@@ -130,8 +131,8 @@ _LITE_USERS_LOCK = threading.Lock()
 #: reads see this client's own writes (pymilvus keeps each collection's last write timestamp) and are
 #: otherwise as cheap as Bounded: 7 ms per search against 201 ms Strong on the 2.3.5 server (measured)
 READ_CONSISTENCY = "Session"
-#: count() waits for every write acknowledged before it, whoever made it: the read-your-writes barrier
-#: that verification's first step (the target's count) relies on (one call, ~0.3 s on the 2.3.5 server)
+#: count() and get_metadata() wait for every write acknowledged before them, whoever made it: the
+#: barrier verification's count and a resumed run's checkpoint rely on (~0.3 s a call on the 2.3.5 server)
 BARRIER_CONSISTENCY = "Strong"
 RETRIABLE_HINTS = ("fail connecting", "unavailable", "deadline exceeded", "timeout", "timed out", "connection refused")
 
@@ -614,7 +615,9 @@ class MilvusBackend:
             return None
         self._ensure_loaded(meta)
         with self._engine_errors(f"read metadata {key!r} of {collection!r}"):
-            rows = self._client.get(meta, ids=[key], output_fields=[META_VALUE_FIELD], consistency_level=READ_CONSISTENCY)
+            # Strong: a checkpoint must be read as the last run left it, whichever process wrote it
+            rows = self._client.get(meta, ids=[key], output_fields=[META_VALUE_FIELD],
+                                    consistency_level=BARRIER_CONSISTENCY)
         return dict(rows[0][META_VALUE_FIELD]) if rows else None
 
     def create_alias(self, alias: str, collection: str) -> None:

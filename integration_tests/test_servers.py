@@ -6,7 +6,7 @@
 - the 2.3.5 server refuses several vector fields with its version stated, writing nothing, and a
   create whose index fails leaves no collection behind;
 - bad inputs and faults on a server: wrong widths and NaN write nothing, an unreachable server is a
-  retriable BackendError;
+  retriable BackendError, a migration SIGKILLed mid-copy resumes and holds every point once;
 - the issue's migration: SciFact vectors put on the 2.3.5 server with pymilvus' quick setup, migrated
   by the CLI into a multi-resolution collection on the Lite server (verification passes) and into a
   single-resolution one on the 2.3.5 server, while a multi-resolution target there is refused
@@ -24,12 +24,13 @@ import subprocess
 import sys
 import time
 import uuid
+from pathlib import Path
 from typing import Iterator
 
 import numpy as np
 import pytest
 
-from capabilities import REFUSAL
+from capabilities import REFUSAL, single_vector
 from smec_vdb.adapters import open_backend
 from smec_vdb.backend import Backend, Batch, CollectionSchema, IndexParams, Resolution
 from smec_vdb.errors import BackendError, DimensionError, InvalidVectorError, UnsupportedServerError
@@ -294,3 +295,59 @@ def test_single_resolution_target_on_the_old_server_migrates(quick_setup_source,
     assert report["verification"]["passed"] and report["verification"]["count_target"] == N_SCIFACT
     assert report["target"]["resolutions"] == {"d64": 64}
 
+
+
+# -- faults ---------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def small_compressor(tmp_path_factory) -> Path:
+    from faults import clustered_vectors, train_compressor
+
+    return train_compressor(clustered_vectors(400, 32, seed=1), (16,), tmp_path_factory.mktemp("comp") / "smec")
+
+
+def test_a_migration_killed_mid_copy_resumes_exactly_once(server, small_compressor, tmp_path):
+    """SIGKILL ``migrate`` once its checkpoint shows a copied batch, run it again: every point once, verified."""
+    from faults import clustered_vectors
+    from smec_vdb.migrate import CHECKPOINT_KEY, COMPLETE_KEY
+
+    target_name, uri = server
+    source, target, n = name(), name(), 1500
+    x = clustered_vectors(n, 32)
+    backend = open_backend("milvus", url=uri)
+    backend.create_collection(source, CollectionSchema((Resolution("emb", 32),)))
+    backend.upsert(source, Batch(list(range(n)), {"emb": x}, [{"i": i} for i in range(n)]))
+    # the 2.3.5 server holds one vector field: a single-resolution target there, full + d16 on the Lite server
+    keep = ["--drop-full"] if single_vector(backend) else []
+    args = [sys.executable, "-m", "smec_vdb.cli.app", "migrate", "--collection", source, "--target", target,
+            "--compressor", str(small_compressor), *keep, "--batch-size", "20", "--verify-queries", "20",
+            "--min-recall", "0.3", "--backend", "milvus", "--url", uri, "--report", str(tmp_path / "r.json")]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    try:
+        proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        written, deadline = 0, time.monotonic() + 300
+        while proc.poll() is None and time.monotonic() < deadline:
+            if backend.exists(target) and (checkpoint := backend.get_metadata(target, CHECKPOINT_KEY)):
+                written = checkpoint["written"]
+                if written > 0:
+                    proc.kill()
+                    break
+            time.sleep(0.05)
+        proc.wait(timeout=60)
+        assert proc.returncode == -9, f"migrate was not killed mid-copy (exit {proc.returncode}) on {target_name}"
+        assert 0 < written < n and backend.get_metadata(target, COMPLETE_KEY) is None
+        resumed = subprocess.run(args, env=env, capture_output=True, text=True, timeout=600)
+        assert resumed.returncode == 0, resumed.stderr[-3000:]
+        report = json.loads((tmp_path / "r.json").read_text())
+        assert report["resumed"] and report["verification"]["passed"]
+        assert report["verification"]["count_target"] == n and backend.count(target) == n
+        ids = [p.id for batch_ in _pages(backend, target) for p in batch_]
+        assert sorted(ids) == list(range(n))
+        assert backend.get_metadata(target, CHECKPOINT_KEY) is None
+    finally:
+        backend.close()
+
+
+def _pages(backend: Backend, collection: str):
+    from smec_vdb.backend import iterate_points
+
+    return (points for points, _ in iterate_points(backend, collection, batch_size=500, with_vectors=False))
