@@ -21,9 +21,10 @@ Engine facts this module relies on (measured, see ENGINES.md):
   20k rows, measured) and Lite cannot index JSON. So each ``payload_indexes`` key that is an
   identifier also gets a nullable typed column ``payload_<key>`` (VARCHAR, INT64, DOUBLE, BOOL;
   INVERTED-indexed on a server; nullable columns need Milvus >= 2.5, so before 2.5 there are no
-  typed columns), holding the payload value when it has the declared type and null otherwise. Keys that are not identifiers get no column
-  (a no-op). Filters read the JSON payload, not these columns: a column cannot tell an array
-  from a missing value, and :mod:`smec_vdb.filters` matches array elements.
+  typed columns), holding the payload value when it has the declared type and null otherwise.
+  Keys that are not identifiers get no column (a no-op). Filters read the JSON payload, not these
+  columns: a column cannot tell an array from a missing value, and :mod:`smec_vdb.filters` matches
+  array elements.
 - Milvus's JSON comparison conflates booleans and numbers (``true == 1``) and is null-valued on a
   missing key, so :func:`filter_expression` is a superset that the exact check narrows.
 - Milvus Lite searches rows not yet flushed by a slow path (20k rows: 1.6 s per query, 45 ms
