@@ -271,6 +271,9 @@ def test_multi_resolution_target_on_the_old_server_is_refused_before_training(
                        "--compressor-store", str(tmp_path / "compressors"), expect=1)
     assert "v2.3.5" in proc.stderr + proc.stdout and ">= 2.4" in proc.stderr + proc.stdout
     assert not (tmp_path / "compressors").exists()
+    dry = run_migrate("--collection", quick_setup_source, "--dim", "64", "--dry-run", "--backend", "milvus",
+                      "--url", milvus_server_uri, expect=1)
+    assert "v2.3.5" in dry.stderr + dry.stdout and "one vector field" in dry.stderr + dry.stdout
     # the library refuses before the source is read: no survey, no training event
     from smec_vdb.migrate import MigrationOptions, migrate
 
