@@ -110,10 +110,10 @@ def wait_until(check, pid: int, name: str, logs: list[Path], timeout: float = ST
     raise ServerStartError(f"{name} (pid {pid}) {why}; log tail:\n{tails}")
 
 
-def spawn(cmd: list[str], log: Path, cwd: Path) -> subprocess.Popen:
+def spawn(cmd: list[str], log: Path, cwd: Path, env: dict[str, str] | None = None) -> subprocess.Popen:
     with log.open("w") as out:  # the child keeps its own descriptor
         return subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=cwd,
-                                start_new_session=True)
+                                env=env, start_new_session=True)
 
 
 def proxy_port(config: str) -> int | None:
@@ -123,12 +123,31 @@ def proxy_port(config: str) -> int | None:
     return int(port.group(1)) if port else None
 
 
+#: the 2.3.5 wrapper's port options: each gets a free port, so that a second server on the machine cannot clash
+MILVUS_PORT_OPTIONS = ("--proxy-port", "--proxy-internal-port", "--root-coord-port", "--query-coord-port",
+                       "--query-node-port", "--index-coord-port", "--index-node-port", "--data-coord-port",
+                       "--data-node-port")
+
+
+def embedded_etcd_config(client_port: int, peer_port: int) -> str:
+    """An embedded-etcd config on loopback ports: without one, etcd listens on 2379/2380 whatever the
+    wrapper's ``--etcd-port`` says, and a second server on the machine hangs at start."""
+    client, peer = f"http://127.0.0.1:{client_port}", f"http://127.0.0.1:{peer_port}"
+    return (f"listen-client-urls: {client}\nadvertise-client-urls: {client}\nlisten-peer-urls: {peer}\n"
+            f"initial-advertise-peer-urls: {peer}\ninitial-cluster: default={peer}\n")
+
+
 def start_milvus_server(state: Path) -> str:
     """The 2.3.5 standalone server; returns its URI."""
     data = state / "milvus-server"
     log = state / "milvus-server.log"
+    etcd_client, etcd_peer = free_port(), free_port()
+    etcd_config = state / "embed-etcd.yaml"
+    etcd_config.write_text(embedded_etcd_config(etcd_client, etcd_peer))
+    ports = [arg for option in MILVUS_PORT_OPTIONS for arg in (option, str(free_port()))]
+    env = {**os.environ, "ETCD_CONFIG_PATH": str(etcd_config)}  # Milvus reads its settings from env vars too
     proc = spawn([sys.executable, "-c", "import milvus; milvus.main()", "--data", str(data),
-                  "--proxy-port", str(free_port())], log, state)
+                  "--etcd-port", str(etcd_client), *ports], log, state, env)
     (state / "milvus-server.pid").write_text(str(proc.pid))
     logs = [log, data / "logs" / "milvus-stderr.log"]
 
