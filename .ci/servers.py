@@ -9,6 +9,8 @@ Two servers, both on loopback ports picked free at start:
   (``milvus-server --data DIR``), exported as ``MILVUS_URI``. Its Python wrapper silently moves to
   the next free port when one is taken, so the port is read back from ``DIR/configs/milvus.yaml``
   (``proxy.port``) and the health port from the child's ``METRICS_PORT``; health is ``/healthz``.
+  Every port it takes is given explicitly, its embedded etcd's too (``ETCD_CONFIG_PATH``), so that
+  it never clashes with another Milvus on the machine (its gRPC/HTTP ports bind all interfaces).
 - ``milvus-lite-server``: Milvus Lite over TCP (``milvus-lite server --data-dir D --host 127.0.0.1
   --port N``), exported as ``MILVUS_LITE_URI``; healthy once it answers ``get_server_version``.
 
