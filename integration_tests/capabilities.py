@@ -30,8 +30,12 @@ def needs_multi_vector(test: Callable[..., Any]) -> Callable[..., Any]:
 
     @functools.wraps(test)
     def run(*args: Any, **kwargs: Any) -> None:
-        backend = kwargs["backend"] if "backend" in kwargs else kwargs["target"].open()
-        if not single_vector(backend):
+        if "backend" in kwargs:
+            backend = kwargs["backend"]
+        else:  # embedded engines hold several vector fields; a second client of one may not even open
+            target = kwargs["target"]
+            backend = None if target.embedded else target.open()
+        if backend is None or not single_vector(backend):
             test(*args, **kwargs)
             return
         with pytest.raises(UnsupportedServerError, match=REFUSAL):
