@@ -20,10 +20,11 @@ Engine facts this module relies on (measured, see ENGINES.md):
 - Filtering inside the JSON field is slow in Milvus Lite (131 ms against 9 ms on a typed column,
   20k rows, measured) and Lite cannot index JSON. So each ``payload_indexes`` key that is an
   identifier also gets a nullable typed column ``payload_<key>`` (VARCHAR, INT64, DOUBLE, BOOL;
-  INVERTED-indexed on a server; nullable columns need Milvus >= 2.5), holding the payload value
-  when it has the declared type and null otherwise. Keys that are not identifiers get no column
-  (a no-op). Filters read the JSON payload, not these columns: a column cannot tell an array
-  from a missing value, and :mod:`smec_vdb.filters` matches array elements.
+  INVERTED-indexed on a server; nullable columns need Milvus >= 2.5, so before 2.5 there are no
+  typed columns), holding the payload value when it has the declared type and null otherwise.
+  Keys that are not identifiers get no column (a no-op). Filters read the JSON payload, not these
+  columns: a column cannot tell an array from a missing value, and :mod:`smec_vdb.filters` matches
+  array elements.
 - Milvus's JSON comparison conflates booleans and numbers (``true == 1``) and is null-valued on a
   missing key, so :func:`filter_expression` is a superset that the exact check narrows.
 - Milvus Lite searches rows not yet flushed by a slow path (20k rows: 1.6 s per query, 45 ms
@@ -31,7 +32,17 @@ Engine facts this module relies on (measured, see ENGINES.md):
   :meth:`MilvusBackend.close`.
 - Scrolling by primary key needs the query ``iterator`` flag: a plain limited query does not
   return the smallest keys in order.
-- A server allows at most ``proxy.maxVectorFieldNum`` (default 4) vector fields per collection.
+- A server allows at most ``proxy.maxVectorFieldNum`` (default 4) vector fields per collection, and
+  before Milvus 2.4 only one (:mod:`smec_vdb.adapters.milvus_version`, read at connect): there a
+  single-vector collection is a migration source or a single-resolution target, and a schema with
+  more vector fields is refused by :meth:`MilvusBackend.check_schema` (so before any training).
+- Consistency: reads are ``Session`` (this client sees its own writes; otherwise as cheap as
+  Bounded); :meth:`MilvusBackend.count` (the barrier before verification) and
+  :meth:`MilvusBackend.get_metadata` (a checkpoint another process wrote) are ``Strong``. Strong on
+  every read cost 379 ms per search against 3 ms on the 2.3.5 server (measured). A foreign
+  collection's scroll follows its own default (quick setup: Bounded, a few seconds stale).
+- Creating a collection (and the metadata companion) is all-or-nothing: create, index and load,
+  else the half-made collection is dropped.
 - After (re)opening, a collection must be loaded before search/get/query.
 - One process per Milvus Lite path; its in-process server outlives ``MilvusClient.close()``, so
   the last :meth:`MilvusBackend.close` of a path stops it.
@@ -74,6 +85,7 @@ from smec_vdb.backend import (
     SparseVector,
 )
 from smec_vdb.adapters.milvus_layout import field_index
+from smec_vdb.adapters.milvus_version import LITE, MilvusCapabilities, capabilities
 from smec_vdb.adapters.rerank import Candidates, rescore
 from smec_vdb.filters import And, AnyOf, Condition, Not, Or, matches
 from smec_vdb.adapters.validation import (
@@ -95,6 +107,7 @@ from smec_vdb.errors import (
     DataError,
     MissingDependencyError,
     SmecError,
+    UnsupportedServerError,
 )
 from smec_vdb.engines import engine
 
@@ -116,6 +129,12 @@ IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,199}")
 # adapter counts its users per path and stops it after the last close, releasing the path's lock.
 _LITE_USERS: dict[str, int] = {}
 _LITE_USERS_LOCK = threading.Lock()
+#: reads see this client's own writes (pymilvus keeps each collection's last write timestamp) and are
+#: otherwise as cheap as Bounded: 7 ms per search against 201 ms Strong on the 2.3.5 server (measured)
+READ_CONSISTENCY = "Session"
+#: count() and get_metadata() wait for every write acknowledged before them, whoever made it: the
+#: barrier verification's count and a resumed run's checkpoint rely on (~0.3 s a call on the 2.3.5 server)
+BARRIER_CONSISTENCY = "Strong"
 RETRIABLE_HINTS = ("fail connecting", "unavailable", "deadline exceeded", "timeout", "timed out", "connection refused")
 
 
@@ -153,9 +172,9 @@ def literal(value: PointId | float | bool) -> str:
     return json.dumps(str(value), ensure_ascii=False)
 
 
-def indexed_columns(schema: CollectionSchema) -> dict[str, tuple[str, PayloadType]]:
+def indexed_columns(payload_indexes: Mapping[str, PayloadType]) -> dict[str, tuple[str, PayloadType]]:
     """Payload key -> (typed column name, type) for the ``payload_indexes`` keys that are identifiers."""
-    return {key: (f"{PAYLOAD_FIELD}_{key}", kind) for key, kind in schema.payload_indexes.items() if IDENTIFIER.fullmatch(key)}
+    return {key: (f"{PAYLOAD_FIELD}_{key}", kind) for key, kind in payload_indexes.items() if IDENTIFIER.fullmatch(key)}
 
 
 def fits(kind: PayloadType, value: Any) -> bool:
@@ -226,10 +245,12 @@ class _Layout:
     foreign: bool = False
     scalars: tuple[str, ...] = ()
     dynamic: bool = False
+    #: whether the ``payload_indexes`` keys have typed columns (none before Milvus 2.5: no nullable fields)
+    typed_columns: bool = True
 
     @property
     def columns(self) -> dict[str, tuple[str, PayloadType]]:
-        return indexed_columns(self.schema)
+        return indexed_columns(self.schema.payload_indexes) if self.typed_columns else {}
 
     @property
     def vector_names(self) -> list[str]:
@@ -275,7 +296,6 @@ class MilvusBackend:
         self.target = target_of(uri)
         self.supports_aliases = True
         self.uri = uri
-        self.max_vector_fields = max_vector_fields
         self._layouts: dict[str, _Layout] = {}
         self._loaded: set[str] = set()
         self._unflushed: set[str] = set()
@@ -289,6 +309,14 @@ class MilvusBackend:
         if self.target == "milvus-lite":
             with _LITE_USERS_LOCK:
                 _LITE_USERS[self._lite_path] = _LITE_USERS.get(self._lite_path, 0) + 1
+        self.capabilities: MilvusCapabilities = LITE
+        if self.target == "milvus-server":
+            with self._engine_errors(f"read the server version of {uri!r}"):
+                self.capabilities = capabilities(str(self._client.get_server_version()))
+            if self.capabilities.release is None:  # Milvus Lite behind a TCP server
+                self.target = "milvus-lite-server"
+        #: vector fields one collection may have: the server's proxy.maxVectorFieldNum, 1 before Milvus 2.4
+        self.max_vector_fields = max_vector_fields if self.capabilities.multi_vector else 1
 
     # -- error mapping ------------------------------------------------------------------
     @contextmanager
@@ -353,7 +381,9 @@ class MilvusBackend:
             fields.add_field(name, DataType.SPARSE_FLOAT_VECTOR)
         fields.add_field(PAYLOAD_FIELD, DataType.JSON)
         column_types = {"keyword": DataType.VARCHAR, "integer": DataType.INT64, "float": DataType.DOUBLE, "bool": DataType.BOOL}
-        columns = indexed_columns(schema)
+        # Before Milvus 2.5 a column cannot be null (nor INVERTED-indexed): no typed columns there, the
+        # filters read the JSON payload anyway (a non-null sentinel could not tell "missing" from a value).
+        columns = indexed_columns(schema.payload_indexes) if self.capabilities.nullable_columns else {}
         for column, kind in columns.values():
             extra = {"max_length": MAX_VARCHAR} if kind == "keyword" else {}
             fields.add_field(column, column_types[kind], nullable=True, **extra)
@@ -366,17 +396,11 @@ class MilvusBackend:
             index_params.add_index(r.name, index_type=index_type, metric_type=METRICS[schema.distance_of(r.name)],
                                    params=params)
         # Milvus Lite filters typed columns fast without an index; a server gets an INVERTED index.
-        if self.target == "milvus-server":
+        if self.target != "milvus-lite":
             for column, _ in columns.values():
                 index_params.add_index(column, index_type="INVERTED")
-        with self._engine_errors(f"create collection {collection!r}"):
-            self._client.create_collection(
-                collection, schema=fields, consistency_level="Strong",
-                properties={SCHEMA_PROPERTY: json.dumps(_schema_extras(schema))},
-            )
-            self._index_and_load(collection, index_params)
-        self._layouts[collection] = _Layout(schema)
-        self._loaded.add(collection)
+        self._create_all_or_nothing(collection, fields, index_params, {SCHEMA_PROPERTY: json.dumps(_schema_extras(schema))})
+        self._layouts[collection] = _Layout(schema, typed_columns=self.capabilities.nullable_columns)
 
     def check_schema(self, schema: CollectionSchema) -> None:
         self._check_layout("", schema)
@@ -403,7 +427,8 @@ class MilvusBackend:
         self._layout(collection)
         self._ensure_loaded(collection)
         with self._engine_errors(f"count points of {collection!r}", collection):
-            rows = self._client.query(collection, filter="", output_fields=["count(*)"])
+            rows = self._client.query(collection, filter="", output_fields=["count(*)"],
+                                      consistency_level=BARRIER_CONSISTENCY)
         return int(rows[0]["count(*)"])
 
     # -- points -----------------------------------------------------------------------------
@@ -429,7 +454,7 @@ class MilvusBackend:
                     for i in range(start, stop)
                 ]
                 self._client.upsert(collection, rows)
-        if self.target == "milvus-lite":
+        if self.capabilities.release is None:  # Milvus Lite, in-process or over TCP
             self._unflushed.add(collection)
 
     def delete(self, collection: str, ids: Sequence[PointId]) -> None:
@@ -440,7 +465,7 @@ class MilvusBackend:
             for start in range(0, len(wanted), MAX_QUERY_WINDOW):
                 chunk = ", ".join(literal(i) for i in wanted[start : start + MAX_QUERY_WINDOW])
                 self._client.delete(collection, filter=f"{ID_FIELD} in [{chunk}]")
-        if self.target == "milvus-lite":
+        if self.capabilities.release is None:  # Milvus Lite, in-process or over TCP
             self._unflushed.add(collection)
 
     def scroll(
@@ -463,8 +488,10 @@ class MilvusBackend:
         names = layout.names(with_vectors)
         self._ready_to_read(collection)
         with self._engine_errors(f"scroll {collection!r}", collection):
+            # pymilvus sends no consistency with the iterator flag: pass this client's last write
+            # timestamp (Session) so that a scroll sees this client's own writes
             rows = self._client.query(collection, filter=expression, output_fields=layout.output_fields(with_vectors),
-                                      limit=limit, iterator="True")
+                                      limit=limit, iterator="True", guarantee_timestamp=self._session_timestamp(collection))
         points = sorted((layout.point(row, names) for row in rows), key=lambda p: p.id)
         next_cursor = points[-1].id if len(points) == limit else None
         return points, next_cursor
@@ -485,7 +512,8 @@ class MilvusBackend:
                 # Our own ``id in [...]`` with escaped literals: pymilvus's get() quotes strings in a
                 # way Milvus Lite cannot parse (e.g. a backslash in an id).
                 chunk = ", ".join(literal(i) for i in unique[start : start + MAX_QUERY_WINDOW])
-                for row in self._client.query(collection, filter=f"{layout.pk} in [{chunk}]", output_fields=output):
+                for row in self._client.query(collection, filter=f"{layout.pk} in [{chunk}]", output_fields=output,
+                                              consistency_level=READ_CONSISTENCY):
                     point = layout.point(row, names)
                     found[point.id] = point
         return [found[i] for i in wanted if i in found]
@@ -553,7 +581,7 @@ class MilvusBackend:
             with self._engine_errors(f"search {collection!r} on {name!r}", collection):
                 result = self._client.search(
                     collection, data=[query], anns_field=name, limit=window, filter=expression,
-                    output_fields=output, search_params=params,
+                    output_fields=output, search_params=params, consistency_level=READ_CONSISTENCY,
                 )
             rows = list(result[0]) if result else []
             kept = rows if condition is None else [r for r in rows if matches(condition, r["entity"].get(PAYLOAD_FIELD))]
@@ -588,7 +616,9 @@ class MilvusBackend:
             return None
         self._ensure_loaded(meta)
         with self._engine_errors(f"read metadata {key!r} of {collection!r}"):
-            rows = self._client.get(meta, ids=[key], output_fields=[META_VALUE_FIELD])
+            # Strong: a checkpoint must be read as the last run left it, whichever process wrote it
+            rows = self._client.get(meta, ids=[key], output_fields=[META_VALUE_FIELD],
+                                    consistency_level=BARRIER_CONSISTENCY)
         return dict(rows[0][META_VALUE_FIELD]) if rows else None
 
     def create_alias(self, alias: str, collection: str) -> None:
@@ -660,7 +690,15 @@ class MilvusBackend:
                 f"{self.target}: a Milvus primary key has one type (INT64 or VARCHAR), but the schema asks for "
                 "integer and string ids in one collection"
             )
-        if len(schema.resolutions) + len(schema.sparse) > self.max_vector_fields:
+        fields = [r.name for r in schema.resolutions] + list(schema.sparse)
+        if len(fields) > 1 and not self.capabilities.multi_vector:
+            raise UnsupportedServerError(
+                f"{self.target}: the server is {self.capabilities.describe()}, which holds one vector field per "
+                f"collection, but the schema has {len(fields)} ({', '.join(fields)}): multi-resolution collections "
+                "need Milvus >= 2.4; store one resolution (e.g. one dim without the full vector), or write the "
+                "target to a Milvus >= 2.4 server or another engine"
+            )
+        if len(fields) > self.max_vector_fields:
             raise ConfigError(
                 f"Milvus allows {self.max_vector_fields} vector fields per collection by default "
                 f"(proxy.maxVectorFieldNum), the schema has {len(schema.resolutions)} resolutions; store fewer "
@@ -700,11 +738,28 @@ class MilvusBackend:
             self._client.load_collection(collection)
         self._loaded.add(collection)
 
-    def _index_and_load(self, collection: str, index_params: Any) -> None:
-        """Create the indexes without pymilvus's polling wait (>= 0.5 s per index, and Milvus Lite
-        lacks the AllocTimestamp call it makes), then load; a server builds them in the background."""
-        self._client.create_index(collection, index_params, sync=False)
-        self._client.load_collection(collection)
+    def _create_all_or_nothing(self, collection: str, fields: Any, index_params: Any,
+                               properties: dict[str, str] | None) -> None:
+        """Create ``collection``, its indexes and load it, or leave nothing behind: on any failure the
+        half-made collection is dropped and the engine's error re-raised, mapped.
+
+        The indexes are created without pymilvus's polling wait (>= 0.5 s per index, and Milvus Lite
+        lacks the AllocTimestamp call it makes); a server builds them in the background.
+        """
+        try:
+            with self._engine_errors(f"create collection {collection!r}"):
+                self._client.create_collection(collection, schema=fields, consistency_level=READ_CONSISTENCY,
+                                               **({"properties": properties} if properties else {}))
+                self._client.create_index(collection, index_params, sync=False)
+                self._client.load_collection(collection)
+        except SmecError:
+            try:
+                if self._client.has_collection(collection):
+                    self._client.drop_collection(collection)
+            except Exception:  # noqa: BLE001 - the original error is the one to report
+                pass
+            raise
+        self._loaded.add(collection)
 
     def _ready_to_read(self, collection: str) -> None:
         """Load, and on Milvus Lite flush this client's pending writes first.
@@ -719,6 +774,15 @@ class MilvusBackend:
                 self._client.flush(collection)
             self._unflushed.discard(collection)
 
+    def _session_timestamp(self, collection: str) -> int:
+        """This client's last write timestamp on ``collection`` (0: none, read what is visible)."""
+        from pymilvus.client import ts_utils
+
+        if self.capabilities.release is None:  # Milvus Lite reads its writes at once
+            return 0
+        address = getattr(self._client._get_connection(), "server_address", "")
+        return int(ts_utils.get_collection_ts(collection, address, "") or 0)
+
     def _ensure_meta(self, meta: str) -> None:
         if self.exists(meta):
             self._ensure_loaded(meta)
@@ -731,10 +795,7 @@ class MilvusBackend:
         fields.add_field(META_VECTOR_FIELD, DataType.FLOAT_VECTOR, dim=2)
         index_params = self._client.prepare_index_params()
         index_params.add_index(META_VECTOR_FIELD, index_type="FLAT", metric_type="L2")
-        with self._engine_errors(f"create metadata collection {meta!r}"):
-            self._client.create_collection(meta, schema=fields, consistency_level="Strong")
-            self._index_and_load(meta, index_params)
-        self._loaded.add(meta)
+        self._create_all_or_nothing(meta, fields, index_params, None)
 
 
 def _check_id_range(schema: CollectionSchema, ids: Sequence[PointId]) -> None:
@@ -788,14 +849,17 @@ def _layout_from_engine(described: Mapping[str, Any], metrics: Mapping[str, str]
     extras = json.loads(properties[SCHEMA_PROPERTY])
     index = extras.get("index", {})
     distance = extras.get("distance", "cosine")
+    payload_indexes = dict(extras.get("payload_indexes", {}))
+    field_names = {f["name"] for f in fields}
+    typed_columns = all(column in field_names for column, _ in indexed_columns(payload_indexes).values())
     return _Layout(CollectionSchema(
         resolutions=tuple(Resolution(f["name"], int(f["params"]["dim"]),
                                      None if DISTANCES.get(metrics[f["name"]]) == distance else DISTANCES.get(metrics[f["name"]]))
                           for f in dense),
         distance=distance,
         id_type=id_type,  # type: ignore[arg-type]
-        payload_indexes=dict(extras.get("payload_indexes", {})),
+        payload_indexes=payload_indexes,
         index=IndexParams(**index) if index else IndexParams(),
         layout=Layout.from_json(extras["layout"]) if extras.get("layout") else None,
         sparse=sparse,
-    ))
+    ), typed_columns=typed_columns)

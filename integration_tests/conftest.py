@@ -1,8 +1,10 @@
 """Fixtures for the backend contract suite: one ``target`` per engine, real engines only.
 
 Embedded targets (qdrant-local, qdrant-edge, milvus-lite) run in fresh temporary directories.
-Server targets (qdrant-server, milvus-server) use ``QDRANT_URL`` / ``MILVUS_URI`` when set, else a
-testcontainers container when a Docker daemon is reachable, else skip with the reason.
+Server targets (qdrant-server, milvus-server, milvus-lite-server) use their environment variable
+(``QDRANT_URL``, ``MILVUS_URI``, ``MILVUS_LITE_URI``; ``.ci/run`` starts the two Milvus servers and
+sets them, ``python .ci/servers.py start`` prints them) when set, else a testcontainers container
+when a Docker daemon is reachable (Qdrant, Milvus), else skip with the reason.
 """
 
 from __future__ import annotations
@@ -57,6 +59,19 @@ def milvus_server_uri() -> Iterator[str]:
         yield uri
 
 
+@pytest.fixture(scope="session")
+def milvus_lite_server_uri() -> str:
+    """Milvus Lite over TCP (``milvus-lite server``); no container serves it, so the variable or a skip."""
+    uri = os.environ.get("MILVUS_LITE_URI")
+    if not uri:
+        pytest.skip("milvus-lite-server: MILVUS_LITE_URI is not set (`python .ci/servers.py start` prints it)")
+    return uri
+
+
+SERVER_URL_FIXTURES = {"qdrant-server": "qdrant_server_url", "milvus-server": "milvus_server_uri",
+                       "milvus-lite-server": "milvus_lite_server_uri"}
+
+
 def _make_target(name: str, request: pytest.FixtureRequest | None, tmp_path: Path) -> Target:
     """A registered target (smec_vdb.engines.TARGETS): embedded ones in ``tmp_path``, servers from their fixture."""
     spec = TARGETS[name]
@@ -67,11 +82,10 @@ def _make_target(name: str, request: pytest.FixtureRequest | None, tmp_path: Pat
         bulk = (lambda: open_backend(spec.engine, path=":memory:")) if name == "qdrant-local" else None
         return Target(name, True, lambda: open_backend(spec.engine, path=path), bulk_opener=bulk)
     assert request is not None
+    url = request.getfixturevalue(SERVER_URL_FIXTURES[name])
     if spec.engine == "qdrant":
-        url = request.getfixturevalue("qdrant_server_url")
         return Target(name, False, lambda: open_backend("qdrant", url=url, api_key=os.environ.get("QDRANT_API_KEY")))
-    uri = request.getfixturevalue("milvus_server_uri")
-    return Target(name, False, lambda: open_backend("milvus", url=uri, token=os.environ.get("MILVUS_TOKEN")))
+    return Target(name, False, lambda: open_backend("milvus", url=url, token=os.environ.get("MILVUS_TOKEN")))
 
 
 @pytest.fixture(

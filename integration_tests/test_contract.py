@@ -1,7 +1,10 @@
 """The Backend contract (smec_vdb/backend.py), run against every engine target (issue 3).
 
 Each test takes the ``backend`` (or ``target``) fixture, parametrised over qdrant-local,
-qdrant-edge, milvus-lite and, when reachable, qdrant-server and milvus-server.
+qdrant-edge, milvus-lite and, when reachable, qdrant-server, milvus-server and milvus-lite-server.
+Scenarios with several vector fields are, on a single-vector server (Milvus < 2.4), an assertion
+that they are refused ("capabilities.needs_multi_vector"); test_servers.py covers that server's
+single-vector paths.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import uuid
 import numpy as np
 import pytest
 
+from capabilities import needs_multi_vector
 from smec_vdb.adapters import Batch, CollectionSchema, Resolution, SearchStage, iterate_points
 from smec_vdb.search import similarity
 from smec_vdb.errors import (
@@ -57,6 +61,7 @@ def direction(vector: np.ndarray, distance: str) -> np.ndarray:
     return vector / np.linalg.norm(vector) if distance == "cosine" else vector
 
 
+@needs_multi_vector
 def test_create_schema_exists_and_list(backend, new_name):
     name = new_name()
     assert not backend.exists(name)
@@ -74,6 +79,7 @@ def test_create_schema_exists_and_list(backend, new_name):
 
 
 @pytest.mark.parametrize("distance", ["cosine", "dot", "euclid"])
+@needs_multi_vector
 def test_round_trip_scroll(backend, new_name, distance):
     name = new_name()
     vectors, payloads = fill(backend, name, n=50, distance=distance)
@@ -88,6 +94,7 @@ def test_round_trip_scroll(backend, new_name, distance):
             )
 
 
+@needs_multi_vector
 def test_scroll_selected_vectors_and_none(backend, new_name):
     name = new_name()
     fill(backend, name, n=10)
@@ -97,6 +104,7 @@ def test_scroll_selected_vectors_and_none(backend, new_name):
     assert all(p.vectors == {} for p in points) and len(points) == 10
 
 
+@needs_multi_vector
 def test_ten_thousand_points_with_payloads(target, new_name):
     backend = target.open(bulk=True)
     name = new_name()
@@ -106,6 +114,7 @@ def test_ten_thousand_points_with_payloads(target, new_name):
     assert len(seen) == 10_000 and set(seen) == set(range(10_000))
 
 
+@needs_multi_vector
 def test_resumable_scroll(backend, new_name):
     name = new_name()
     fill(backend, name, n=60)
@@ -136,6 +145,7 @@ def test_missing_collection(backend, new_name):
     assert not backend.exists(name)
 
 
+@needs_multi_vector
 def test_dimension_mismatch_writes_nothing(backend, new_name):
     name = new_name()
     backend.create_collection(name, make_schema())
@@ -151,6 +161,7 @@ def test_dimension_mismatch_writes_nothing(backend, new_name):
     assert backend.count(name) == 0
 
 
+@needs_multi_vector
 def test_nan_vectors_write_nothing(backend, new_name):
     name = new_name()
     backend.create_collection(name, make_schema())
@@ -161,6 +172,7 @@ def test_nan_vectors_write_nothing(backend, new_name):
     assert backend.count(name) == 0
 
 
+@needs_multi_vector
 def test_duplicate_ids_upsert_overwrites(backend, new_name):
     name = new_name()
     backend.create_collection(name, make_schema("dot"))
@@ -174,6 +186,7 @@ def test_duplicate_ids_upsert_overwrites(backend, new_name):
     np.testing.assert_allclose(by_id[4].vectors["full"], b["full"][2], rtol=1e-5)
 
 
+@needs_multi_vector
 def test_retrieve_by_ids_in_order(backend, new_name):
     name = new_name()
     vectors, payloads = fill(backend, name, n=30, distance="euclid")
@@ -188,6 +201,7 @@ def test_retrieve_by_ids_in_order(backend, new_name):
     ("str", ["doc-1", str(uuid.UUID(int=7)), "Ünïcode id", "123", "A1B2C3D4-0000-0000-0000-000000000000"]),
     ("int", [0, 5, 2**40, 123456789]),
 ])
+@needs_multi_vector
 def test_ids_round_trip(backend, new_name, id_type, ids):
     name = new_name()
     backend.create_collection(name, make_schema("dot", id_type=id_type))
@@ -208,6 +222,7 @@ def brute_force(vectors, payloads, query, name, k, distance, keep=None):
 
 
 @pytest.mark.parametrize("distance", ["cosine", "euclid", "dot"])
+@needs_multi_vector
 def test_search_matches_numpy(backend, new_name, distance):
     name = new_name()
     vectors, payloads = fill(backend, name, n=300, distance=distance)
@@ -221,6 +236,7 @@ def test_search_matches_numpy(backend, new_name, distance):
 
 
 @pytest.mark.parametrize("distance", ["cosine", "euclid"])
+@needs_multi_vector
 def test_search_stages_matches_numpy(backend, new_name, distance):
     name = new_name()
     vectors, payloads = fill(backend, name, n=400, distance=distance)
@@ -247,6 +263,7 @@ def test_search_stages_matches_numpy(backend, new_name, distance):
     assert all(h.payload == payloads[h.id] for h in hits)
 
 
+@needs_multi_vector
 def test_search_stages_with_filter(backend, new_name):
     name = new_name()
     vectors, payloads = fill(backend, name, n=300)
@@ -268,6 +285,7 @@ def test_search_stages_with_filter(backend, new_name):
     ({"weight": 0.5}, lambda p: p["weight"] == 0.5),
     ({"group": "g2", "rank": [1, 2, 3]}, lambda p: p["group"] == "g2" and p["rank"] in (1, 2, 3)),
 ], ids=["str-eq", "int-eq", "str-any", "int-any", "float-eq", "and"])
+@needs_multi_vector
 def test_filters(backend, new_name, filter, keep):
     name = new_name()
     vectors, payloads = fill(backend, name, n=200)
@@ -277,6 +295,7 @@ def test_filters(backend, new_name, filter, keep):
     assert [h.id for h in hits] == expected and all(keep(h.payload) for h in hits)
 
 
+@needs_multi_vector
 def test_bool_filter(backend, new_name):
     name = new_name()
     vectors, payloads = fill(backend, name, n=100)
@@ -290,6 +309,7 @@ def test_bool_filter(backend, new_name):
     assert [h.id for h in hits] == expected
 
 
+@needs_multi_vector
 def test_metadata_lifecycle(target, new_name):
     backend = target.open()
     name = new_name()
@@ -312,6 +332,7 @@ def test_metadata_lifecycle(target, new_name):
     assert reopened.get_metadata(name, "manifest") is None
 
 
+@needs_multi_vector
 def test_reopen_persistence(target, new_name):
     backend = target.open()
     name = new_name()
@@ -324,6 +345,7 @@ def test_reopen_persistence(target, new_name):
     assert hits[0].id == 11 and hits[0].payload == payloads[11]
 
 
+@needs_multi_vector
 def test_aliases_create_switch_resolve(backend, new_name):
     if not backend.supports_aliases:
         pytest.skip(f"{backend.target} does not support aliases")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from capabilities import needs_multi_vector
 from smec_vdb.collection import SmecCollection
 from smec_vdb.eval.beir import load_beir, shared_data_dir
 from smec_vdb.train import train
@@ -31,6 +32,7 @@ def compressor(scifact):
     return train(scifact.corpus, [128, 64], config=TrainConfig(epochs=2, seed=0))
 
 
+@needs_multi_vector
 def test_coarse_to_fine_recall_vs_exact(target, scifact, compressor, new_name):
     backend = target.open(bulk=True)
     corpus = scifact.corpus

@@ -7,7 +7,8 @@ raises :class:`~smec_vdb.errors.MissingDependencyError` with the ``pip install``
 
 An *engine* is what ``--backend`` names (``qdrant``, ``qdrant-edge``, ``milvus``); a *target* is
 one concrete way to run it (``Backend.target``): ``qdrant`` is ``qdrant-local`` with a path and
-``qdrant-server`` with a url.
+``qdrant-server`` with a url; ``milvus`` is ``milvus-lite`` with a path, and with a url
+``milvus-server`` or ``milvus-lite-server`` (told apart by the version the server reports).
 
 Example::
 
@@ -43,12 +44,14 @@ class Engine:
 
 @dataclass(frozen=True)
 class Target:
-    """One way to run an engine: embedded ones open ``store`` (a name under a directory), servers a url."""
+    """One way to run an engine: embedded ones open ``store`` (a name under a directory), servers the
+    url in environment variable ``url_env`` (``.ci/servers.py start`` prints the ``export`` lines)."""
 
     name: str
     engine: str
     embedded: bool
     store: str | None = None
+    url_env: str | None = None
 
 
 ENGINES: dict[str, Engine] = {
@@ -59,7 +62,7 @@ ENGINES: dict[str, Engine] = {
         Engine("qdrant", "smec_vdb.adapters.qdrant:QdrantBackend", ("qdrant_client",), "qdrant",
                "a Qdrant server, or qdrant-client's embedded local mode"),
         Engine("milvus", "smec_vdb.adapters.milvus:MilvusBackend", ("pymilvus", "milvus_lite"), "milvus",
-               "a Milvus >= 2.4 server, or Milvus Lite"),
+               "a Milvus server (multi-resolution needs >= 2.4), or Milvus Lite"),
     )
 }
 DEFAULT_ENGINE = "qdrant-edge"
@@ -70,8 +73,11 @@ TARGETS: dict[str, Target] = {
         Target("qdrant-local", "qdrant", embedded=True, store="qdrant-local"),
         Target("qdrant-edge", "qdrant-edge", embedded=True, store="qdrant-edge"),
         Target("milvus-lite", "milvus", embedded=True, store="milvus-lite.db"),
-        Target("qdrant-server", "qdrant", embedded=False),
-        Target("milvus-server", "milvus", embedded=False),
+        Target("qdrant-server", "qdrant", embedded=False, url_env="QDRANT_URL"),
+        # in CI the Milvus 2.3.5 standalone server of PyPI ``milvus`` (one vector field per collection)
+        Target("milvus-server", "milvus", embedded=False, url_env="MILVUS_URI"),
+        # Milvus Lite served over TCP (``milvus-lite server``): the adapter's network path, current engine
+        Target("milvus-lite-server", "milvus", embedded=False, url_env="MILVUS_LITE_URI"),
     )
 }
 EMBEDDED_TARGETS: tuple[str, ...] = tuple(t.name for t in TARGETS.values() if t.embedded)

@@ -53,6 +53,11 @@ class DataError(SmecError):
     """Training or evaluation data is malformed (qrels, id lists, .npy files)."""
 
 
+class UnsupportedServerError(ConfigError):
+    """The connected server's version cannot hold what was asked (e.g. several vector fields on Milvus
+    < 2.4); the message states the version found and the version needed."""
+
+
 class BackendError(SmecError):
     """An engine operation failed. ``retriable`` tells whether a retry can help."""
 

@@ -26,3 +26,20 @@ def test_the_library_example_runs(tmp_path):
     proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=900,
                           env={**os.environ, "OMP_NUM_THREADS": "1"}, check=False)
     assert proc.returncode == 0, proc.stderr[-3000:]
+
+
+def readme_test_command(readme: str) -> str:
+    """The command under the README's "the checks (exactly what CI's .ci/run runs …)" comment."""
+    return re.search(r"# the checks \(exactly what CI's \.ci/run runs.*\n(.+)\n", readme).group(1).strip()
+
+
+def runs_command(script: str, command: str) -> bool:
+    """Whether ``script`` runs ``command`` as one line of its own."""
+    return any(line.strip() == command for line in script.splitlines())
+
+
+def test_ci_runs_exactly_the_readme_test_command():
+    command = readme_test_command(ROOT.joinpath("README.md").read_text())
+    script = ROOT.joinpath(".ci", "run").read_text()
+    assert "pytest" in command and runs_command(script, command)
+    assert not runs_command(script, command.replace('-m "not slow"', ""))  # the check can fail

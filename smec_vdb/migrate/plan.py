@@ -200,8 +200,13 @@ def target_schema(info: SourceInfo, found: Survey, resolutions: Sequence[Resolut
                   ) -> CollectionSchema:
     """The target's schema: the new resolutions (cosine), the carried vectors, the source's id kind."""
     check_faithful(info, found, [r.name for r in resolutions])
+    return schema_with_ids(info, resolutions, opts, target_id_type(info, found))
+
+
+def schema_with_ids(info: SourceInfo, resolutions: Sequence[Resolution], opts: MigrationOptions, id_type: str
+                    ) -> CollectionSchema:
     return CollectionSchema(
-        resolutions=tuple(resolutions) + info.carried, distance="cosine", id_type=target_id_type(info, found),  # type: ignore[arg-type]
+        resolutions=tuple(resolutions) + info.carried, distance="cosine", id_type=id_type,  # type: ignore[arg-type]
         payload_indexes=dict(info.schema.payload_indexes), index=opts.index, sparse=info.schema.sparse,
     )
 
@@ -306,6 +311,9 @@ def make_plan(source: Backend, target: Backend, info: SourceInfo, opts: Migratio
     """Survey the source and refuse, before training or writing, whatever the target could not keep."""
     reused = reused_compressor(opts, recorded_path)
     resolutions = planned_resolutions(opts, info, reused[0] if reused else None)
+    # what the target can hold (vector fields, their names, a server's version) is known before the
+    # source is read: refuse it before sampling; the id kind, known after the survey, is checked below
+    target.check_schema(schema_with_ids(info, resolutions, opts, "int"))
     found = survey(source, info, opts.train_sample, opts.seed, opts.batch_size, progress)
     schema = target_schema(info, found, resolutions, opts)
     target.check_schema(schema)

@@ -217,3 +217,28 @@ def test_mixed_id_types_and_manhattan_are_refused_before_creating(backend):
         backend.check_schema(CollectionSchema((Resolution("v", 4),), id_type="any"))
     with pytest.raises(ConfigError, match="Manhattan"):
         backend.check_schema(CollectionSchema((Resolution("v", 4, "manhattan"),)))
+
+
+def test_server_versions_decide_what_a_collection_may_hold():
+    from smec_vdb.adapters.milvus_version import capabilities
+
+    old = capabilities("v2.3.5-lite")  # what the PyPI milvus==2.3.5 server reports
+    assert old.release == (2, 3, 5) and not old.multi_vector and not old.nullable_columns
+    assert "v2.3.5" in old.describe()
+    mid = capabilities("v2.4.15")
+    assert mid.multi_vector and not mid.nullable_columns
+    assert capabilities("2.5.0").multi_vector and capabilities("2.5.0").nullable_columns
+    assert capabilities("v3.0").release == (3, 0, 0)
+    lite = capabilities("milvus_lite-3.2.2")  # what `milvus-lite server` reports: the current engine
+    assert lite.release is None and lite.multi_vector and lite.nullable_columns
+
+
+def test_milvus_lite_holds_several_vector_fields_and_typed_columns(tmp_path):
+    backend = MilvusBackend(str(tmp_path / "caps.db"))
+    try:
+        assert backend.target == "milvus-lite" and backend.capabilities.release is None and backend.max_vector_fields == 4
+        backend.check_schema(CollectionSchema((Resolution("full", 8), Resolution("d4", 4))))
+        backend.create_collection("c", CollectionSchema((Resolution("full", 8),), payload_indexes={"g": "keyword"}))
+        assert backend._layout("c").columns == {"g": ("payload_g", "keyword")}
+    finally:
+        backend.close()
