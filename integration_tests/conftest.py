@@ -77,6 +77,14 @@ def milvus_server_uri() -> Iterator[str]:
         yield container.get_connection_url()
 
 
+@pytest.fixture(scope="session")
+def milvus_lite_server_uri() -> str:
+    """A ``milvus-lite server`` over TCP (several vector fields per collection), from env MILVUS_LITE_URI."""
+    if not os.environ.get("MILVUS_LITE_URI"):
+        pytest.skip("milvus-lite server: MILVUS_LITE_URI is not set")
+    return os.environ["MILVUS_LITE_URI"]
+
+
 def _make_target(name: str, request: pytest.FixtureRequest | None, tmp_path: Path) -> Target:
     """A registered target (smec_vdb.engines.TARGETS): embedded ones in ``tmp_path``, servers from their fixture."""
     spec = TARGETS[name]
