@@ -35,7 +35,7 @@ from smec_vdb.migrate.distributed import RANGE_KEY_PREFIX, Connection, migrate_d
 pytest.importorskip("ray", reason="the distributed path needs smec-vdb[ray]")
 pymilvus = pytest.importorskip("pymilvus")
 
-N, WIDTH, BATCH = 600, 32, 20
+N, WIDTH, BATCH = 1500, 32, 15  # 100 pages: a kill lands inside the copy
 DIMS = (24, 16)
 KILLS = int(os.environ.get("SMEC_VDB_RAY_KILLS", "1"))
 META_SUFFIX = "__smec_meta"  # where the Milvus adapter keeps a collection's metadata (one row per key)
@@ -80,18 +80,16 @@ class Source:
 
     def checkpoint(self) -> dict | None:
         """The target's checkpoint as the driver wrote it (None while there is none)."""
-        try:
-            rows = self.client.get(self.target + META_SUFFIX, ids=[CHECKPOINT_KEY], output_fields=["value"])
-        except Exception:  # the target or its metadata collection is not created yet
+        if not self.client.has_collection(self.target + META_SUFFIX):  # not created yet
             return None
+        rows = self.client.get(self.target + META_SUFFIX, ids=[CHECKPOINT_KEY], output_fields=["value"])
         return dict(rows[0]["value"]) if rows else None
 
     def range_checkpoints(self) -> list[dict]:
-        try:
-            rows = self.client.query(self.target + META_SUFFIX, filter=f'key like "{RANGE_KEY_PREFIX}%"',
-                                     output_fields=["key", "value"], limit=1000)
-        except Exception:
+        if not self.client.has_collection(self.target + META_SUFFIX):
             return []
+        rows = self.client.query(self.target + META_SUFFIX, filter=f'key like "{RANGE_KEY_PREFIX}%"',
+                                 output_fields=["key", "value"], limit=1000)
         return [dict(r["value"]) for r in rows]
 
     def drop(self) -> None:
@@ -111,7 +109,7 @@ def source(milvus_lite_server_uri: str) -> Any:
 def migrate_args(src: Source, address: str, tmp_path: Path, compressor: Path | None) -> list[str]:
     how = ["--compressor", str(compressor)] if compressor else ["--dims", ",".join(map(str, DIMS)), "--epochs", "2"]
     return ["migrate", "--collection", src.name, "--backend", "milvus", "--url", src.uri, *how,
-            "--batch-size", str(BATCH), "--workers", "2", "--ray-address", address,
+            "--batch-size", str(BATCH), "--verify-queries", "50", "--workers", "2", "--ray-address", address,
             "--compressor-store", str(tmp_path / "store"), "--report", str(tmp_path / "report.json")]
 
 
@@ -157,30 +155,42 @@ def worker_pids() -> list[int]:
     return pids
 
 
-def range_in_progress(src: Source) -> bool:
-    return any(s.get("written") and not s.get("copied") for s in src.range_checkpoints())
+#: when the driver is killed: anchored on what the run has made visible in the target, then a random delay
+DRIVER_KILL_POINTS: dict[str, tuple[Callable[[Source], bool], float]] = {
+    "startup": (lambda s: s.checkpoint() is not None, 6.0),  # planning the ranges, starting the workers
+    "copy": (lambda s: range_in_progress(s), 1.0),  # pages being written by both workers
+    "verify": (lambda s: bool((s.checkpoint() or {}).get("copied")), 3.0),  # every range copied
+}
 
 
 @pytest.mark.server
 @pytest.mark.parametrize("kill", range(KILLS))
+@pytest.mark.parametrize("moment", list(DRIVER_KILL_POINTS))
 def test_sigkill_driver_then_rerun_is_exactly_once(source: Source, ray_address: str, tmp_path: Path,
-                                                   kill: int) -> None:
+                                                   moment: str, kill: int) -> None:
     """The driver (training on a sample, then the Ray copy, then verifying) is killed at a random moment
-    after training; the same command run again finishes only the unfinished ranges."""
-    rng = random.Random(kill)
+    of a phase; the same command run again finishes only the unfinished ranges."""
+    rng = random.Random(f"{moment}{kill}")
     before = source.digest()
     args = migrate_args(source, ray_address, tmp_path, None)
     proc = subprocess.Popen([*CLI, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=cli_env())
-    wait_for(lambda: source.checkpoint() is not None, proc)
-    time.sleep(rng.uniform(0.0, 12.0))  # the copy takes about 10-15 s here: ranges, actors, pages, verification
+    reached, spread = DRIVER_KILL_POINTS[moment]
+    wait_for(lambda: reached(source), proc)
+    time.sleep(rng.uniform(0.0, spread))
     killed = proc.poll() is None
-    proc.send_signal(signal.SIGKILL) if killed else None
+    if killed:
+        proc.send_signal(signal.SIGKILL)
     proc.communicate(timeout=60)
-    state = source.checkpoint()
-    print(f"driver kill {kill}: killed={killed}, ranges done "
-          f"{sum(bool(s.get('copied')) for s in source.range_checkpoints())}, checkpoint {bool(state)}")
+    states, checkpoint = source.range_checkpoints(), source.checkpoint() or {}
+    print(f"driver kill at {moment} {kill}: killed={killed}, copy finished {bool(checkpoint.get('copied'))}, "
+          f"ranges done {sum(bool(s.get('copied')) for s in states)} of {len(checkpoint.get('ranges') or [])}, "
+          f"points in range checkpoints {sum(int(s.get('written', 0)) for s in states)}")
     run_cli(*args)
     assert_exactly_once(source, tmp_path, before)
+
+
+def range_in_progress(src: Source) -> bool:
+    return any(s.get("written") and not s.get("copied") for s in src.range_checkpoints())
 
 
 @pytest.mark.server
