@@ -9,7 +9,7 @@ import re
 import signal
 from contextlib import ExitStack
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 from rich.table import Table
@@ -123,9 +123,9 @@ def _migrate_command(
 
     distributed = (workers is not None or ray_address is not None) and not dry_run_
     with ExitStack() as stack:
-        if distributed:  # the workers open the engines themselves
-            b = tb = None
-        else:
+        b: Any = None  # a distributed run's workers open the engines themselves
+        tb: Any = None
+        if not distributed:
             b = stack.enter_context(backend_session(backend, url, path))
             tb = stack.enter_context(backend_session(target_backend, target_url, target_path)) if target_backend else None
         bars = stack.enter_context(PhaseProgress())
