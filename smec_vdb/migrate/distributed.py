@@ -36,13 +36,13 @@ import math
 import os
 import time
 from contextlib import ExitStack
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import asdict, dataclass, field
+from typing import Any, Iterator
 
 import numpy as np
 
-from smec_vdb.backend import Backend, iterate_points
-from smec_vdb.collection import SmecCollection
+from smec_vdb.backend import Backend, Point, iterate_points
+from smec_vdb.collection import COMPRESSOR_KEY, SmecCollection
 from smec_vdb.engines import TARGETS
 from smec_vdb.errors import BackendError, ConfigError, MigrationError, MissingDependencyError, SingleWriterError, SmecError
 from smec_vdb.migrate.copy import copy
@@ -51,6 +51,7 @@ from smec_vdb.migrate.options import (
 )
 from smec_vdb.migrate.plan import SourceInfo, Timer
 from smec_vdb.migrate.run import migrate
+from smec_vdb.migrate.verify import Drift, diff, verify
 
 #: metadata key of range ``i``'s checkpoint: ``checkpoint-range-<i>``
 RANGE_KEY_PREFIX = "checkpoint-range-"
@@ -150,9 +151,22 @@ def plan_ranges(source: Backend, info: SourceInfo, n_ranges: int, batch: int) ->
     return [SourceRange(s, size if i < len(starts) - 1 else None) for i, s in enumerate(starts)]
 
 
-class RangeCopier:
-    """A Ray Data worker: opens both engines and loads the compressor once, then copies each range it is
-    given (:func:`smec_vdb.migrate.copy.copy` with ``size``), resuming from the range's checkpoint."""
+def range_pages(source: Backend, info: SourceInfo, start: Any, size: int | None, batch: int) -> Iterator[list[Point]]:
+    """The source points of one range, ``batch`` at a time (everything a verification compares)."""
+    cursor, read = start, 0
+    while size is None or read < size:
+        points, cursor = source.scroll(info.name, cursor=cursor, limit=batch if size is None else min(batch, size - read),
+                                       with_vectors=info.read_vectors)
+        read += len(points)
+        if points:
+            yield points
+        if cursor is None:
+            return
+
+
+class RangeWorker:
+    """A Ray Data worker (``map_batches`` callable class): opens both engines and loads the compressor
+    from the store once, with ``threads`` torch threads; :meth:`run` handles one range."""
 
     def __init__(self, source: Connection, target: Connection, info: SourceInfo, opts: MigrationOptions,
                  collection: str, compressor_path: str, plan: str, threads: int) -> None:
@@ -166,19 +180,38 @@ class RangeCopier:
         self.col = SmecCollection(self.target, collection, load(compressor_path))
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, list]:
-        out: dict[str, list] = {"index": [], "written": [], "read_s": [], "encode_s": [], "write_s": []}
-        for index, start, size in zip(batch["index"], batch["start"], batch["size"]):
-            key = range_key(int(index))
-            checkpoint = self.target.get_metadata(self.col.name, key) or {
-                "plan": self.plan, "cursor": json.loads(start), "written": 0, "skipped_ids": []}
-            timer = Timer()
-            written, _ = copy(self.source, self.target, self.info, self.col, self.opts, checkpoint, timer, None, None,
-                              key=key, size=None if int(size) < 0 else int(size))
-            for name, column in (("index", int(index)), ("written", written)):
-                out[name].append(column)
-            for phase in ("read", "encode", "write"):
-                out[f"{phase}_s"].append(timer.seconds.get(phase, 0.0))
-        return out
+        rows = [self.run(int(i), json.loads(start), None if int(size) < 0 else int(size))
+                for i, start, size in zip(batch["index"], batch["start"], batch["size"])]
+        return {name: [row[name] for row in rows] for name in rows[0]}
+
+    def run(self, index: int, start: Any, size: int | None) -> dict[str, Any]:
+        raise NotImplementedError
+
+
+class RangeCopier(RangeWorker):
+    """Copies a range (:func:`smec_vdb.migrate.copy.copy` with ``size``), resuming from its checkpoint."""
+
+    def run(self, index: int, start: Any, size: int | None) -> dict[str, Any]:
+        key = range_key(index)
+        checkpoint = self.target.get_metadata(self.col.name, key) or {
+            "plan": self.plan, "cursor": start, "written": 0, "skipped_ids": []}
+        timer = Timer()
+        written, _ = copy(self.source, self.target, self.info, self.col, self.opts, checkpoint, timer, None, None,
+                          key=key, size=size)
+        return {"index": index, "written": written, **{f"{p}_s": timer.seconds.get(p, 0.0) for p in PHASES}}
+
+
+class RangeVerifier(RangeWorker):
+    """Compares a range of the source with the target (:func:`smec_vdb.migrate.verify.diff`), JSON-encoded."""
+
+    def run(self, index: int, start: Any, size: int | None) -> dict[str, Any]:
+        pages = range_pages(self.source, self.info, start, size, max(self.opts.batch_size, 256))
+        drift = diff(self.source, self.target, self.info, self.col, max(self.opts.batch_size, 256),
+                     source_pages=pages, target_pass=False)
+        return {"index": index, "drift": json.dumps(asdict(drift))}
+
+
+PHASES = ("read", "encode", "write")
 
 
 def _smec_cause(error: BaseException) -> SmecError | None:
@@ -194,14 +227,44 @@ def _smec_cause(error: BaseException) -> SmecError | None:
 
 
 @dataclass
-class RayCopy:
-    """The copy phase of :func:`~smec_vdb.migrate.run.migrate` as a Ray Data pipeline (module doc)."""
+class RangeStep:
+    """What the copy and the verification share: the engines' connections and the worker pool."""
 
     source: Connection
     target: Connection
     workers: int
     threads: int = 1
     ranges_per_worker: int = RANGES_PER_WORKER
+
+    def map_ranges(self, worker: type[RangeWorker], ranges: list[dict], pending: list[int], info: SourceInfo,
+                   opts: MigrationOptions, collection: str, compressor_path: str, plan: str) -> Iterator[dict]:
+        """Rows of ``worker`` over the ``pending`` ranges, as they finish, from a pool of ``workers`` actors."""
+        ray = _ray()
+        items = [{"index": i, "start": json.dumps(ranges[i]["start"]),
+                  "size": -1 if ranges[i]["size"] is None else ranges[i]["size"]} for i in pending]
+        dataset = ray.data.from_items(items, override_num_blocks=len(items)).map_batches(
+            worker, batch_size=1, num_cpus=self.threads,
+            compute=ray.data.ActorPoolStrategy(size=min(self.workers, len(items))),
+            fn_constructor_kwargs={"source": self.source, "target": self.target, "info": info, "opts": opts,
+                                   "collection": collection, "compressor_path": compressor_path, "plan": plan,
+                                   "threads": self.threads},
+        )  # Ray Data's actor pools restart a killed worker (max_restarts=-1) and retry its range
+        try:
+            yield from dataset.iter_rows()
+        except SmecError:
+            raise
+        except Exception as e:  # Ray wraps a worker's error in its own exception types
+            cause = _smec_cause(e)
+            if cause is not None:
+                raise cause from e
+            raise BackendError(f"the Ray Data {worker.__name__} pool failed: {type(e).__name__}: {e}; run the same "
+                               "command again to resume the unfinished ranges", retriable=True) from e
+
+
+@dataclass
+class RayCopy(RangeStep):
+    """The copy phase of :func:`~smec_vdb.migrate.run.migrate` as a Ray Data pipeline (module doc)."""
+
     #: per-worker seconds of the last run, by phase (summed over ranges): the cost model's inputs
     worker_seconds: dict[str, float] = field(default_factory=dict)
 
@@ -233,35 +296,17 @@ class RayCopy:
             progress(MigrationEvent("copy", done, info.count, f"{len(pending)} of {len(ranges)} ranges left"))
         if not pending:
             return
-        ray = _ray()
-        items = [{"index": i, "start": json.dumps(ranges[i]["start"]),
-                  "size": -1 if ranges[i]["size"] is None else ranges[i]["size"]} for i in pending]
-        dataset = ray.data.from_items(items, override_num_blocks=len(items)).map_batches(
-            RangeCopier, batch_size=1, num_cpus=self.threads,
-            compute=ray.data.ActorPoolStrategy(size=min(self.workers, len(items))),
-            fn_constructor_kwargs={"source": self.source, "target": self.target, "info": info, "opts": opts,
-                                   "collection": col.name, "compressor_path": checkpoint["compressor_path"],
-                                   "plan": checkpoint["plan"], "threads": self.threads},
-        )  # Ray Data's actor pools restart a killed worker (max_restarts=-1) and retry its range
         self.worker_seconds = {}
-        try:
-            for row in dataset.iter_rows():
-                for phase in ("read", "encode", "write"):
-                    self.worker_seconds[phase] = self.worker_seconds.get(phase, 0.0) + float(row[f"{phase}_s"])
-                done += int(row["written"])
-                if progress:
-                    progress(MigrationEvent("copy", done, info.count, f"range {int(row['index'])} copied"))
-                if should_stop and should_stop():
-                    raise MigrationInterrupted(f"interrupted after about {done} of {info.count} points; "
-                                               "run the same command again to resume the unfinished ranges")
-        except SmecError:
-            raise
-        except Exception as e:  # Ray wraps a worker's error in its own exception types
-            cause = _smec_cause(e)
-            if cause is not None:
-                raise cause from e
-            raise BackendError(f"the Ray Data copy failed: {type(e).__name__}: {e}; run the same command again "
-                               "to resume the unfinished ranges", retriable=True) from e
+        for row in self.map_ranges(RangeCopier, ranges, pending, info, opts, col.name, checkpoint["compressor_path"],
+                                   checkpoint["plan"]):
+            for phase in PHASES:
+                self.worker_seconds[phase] = self.worker_seconds.get(phase, 0.0) + float(row[f"{phase}_s"])
+            done += int(row["written"])
+            if progress:
+                progress(MigrationEvent("copy", done, info.count, f"range {int(row['index'])} copied"))
+            if should_stop and should_stop():
+                raise MigrationInterrupted(f"interrupted after about {done} of {info.count} points; "
+                                           "run the same command again to resume the unfinished ranges")
 
     @staticmethod
     def _fold(target: Backend, name: str, checkpoint: dict) -> dict:
@@ -277,6 +322,40 @@ class RayCopy:
         checkpoint = {**checkpoint, "cursor": None, "written": written, "skipped_ids": skipped, "copied": True}
         target.set_metadata(name, CHECKPOINT_KEY, checkpoint)
         return checkpoint
+
+
+@dataclass
+class RayVerify(RangeStep):
+    """:func:`~smec_vdb.migrate.verify.verify` with the per-point comparison run over the source's ranges
+    by the workers (the copy's ranges, else cut anew); the pass over the target's ids and recall@10
+    run on the driver."""
+
+    opts: MigrationOptions | None = None  # the run's options, for the workers
+
+    def __call__(self, source: Backend, target: Backend, info: SourceInfo, col: SmecCollection, *, batch: int,
+                 progress: ProgressCallback | None = None, should_stop: StopCheck | None = None,
+                 **options: Any) -> dict[str, Any]:
+        checkpoint = target.get_metadata(col.name, CHECKPOINT_KEY) or {}
+        ranges = checkpoint.get("ranges") or [
+            r.as_dict() for r in plan_ranges(source, info, self.workers * self.ranges_per_worker, batch)]
+        compressor_path = (target.get_metadata(col.name, COMPRESSOR_KEY) or {}).get("path") or checkpoint["compressor_path"]
+        parts: dict[int, Drift] = {}
+        done = 0
+        assert self.opts is not None, "RayVerify needs the run's options"
+        for row in self.map_ranges(RangeVerifier, ranges, list(range(len(ranges))), info, self.opts, col.name,
+                                   compressor_path, checkpoint.get("plan", "")):
+            parts[int(row["index"])] = Drift(**json.loads(row["drift"]))
+            done += parts[int(row["index"])].checked + len(parts[int(row["index"])].skipped)
+            if progress:
+                progress(MigrationEvent("verify", done, info.count, f"range {int(row['index'])} compared"))
+            if should_stop and should_stop():
+                raise MigrationInterrupted("interrupted during verification; run the same command again to resume")
+        drift = Drift()
+        for i in sorted(parts):  # in range order, so the first ids listed are the single-process run's
+            drift.merge(parts[i])
+        drift.merge(diff(source, target, info, col, batch, source_pages=(), target_pass=True))
+        return verify(source, target, info, col, batch=batch, progress=progress, should_stop=should_stop,
+                      drift=drift, **options)
 
 
 def connect_ray(address: str | None, workers: int) -> bool:
@@ -317,12 +396,13 @@ def migrate_distributed(source: Connection, opts: MigrationOptions, *, target: C
         if workers is None:
             workers = max(1, int(ray.cluster_resources().get("CPU", 1)) // threads)
         step = RayCopy(source, target or source, workers, threads)
+        check = RayVerify(source, target or source, workers, threads, opts=opts)
         with ExitStack() as stack:
             opened = [source.open(), *([target.open()] if target is not None else [])]
             for backend in opened:
                 stack.callback(backend.close)
             report = migrate(opened[0], opts, target_backend=opened[-1], progress=progress,
-                             should_stop=should_stop, copy_step=step)
+                             should_stop=should_stop, copy_step=step, verify_step=check)
         report["distributed"] = {"workers": workers, "threads_per_worker": threads,
                                  "worker_seconds": {k: round(v, 3) for k, v in step.worker_seconds.items()}}
         return report

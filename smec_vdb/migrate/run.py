@@ -40,6 +40,8 @@ from smec_vdb.migrate.verify import diff, verify
 #: the copy phase: :func:`smec_vdb.migrate.copy.copy` in one process, or a scale-out one
 #: (:class:`smec_vdb.migrate.distributed.RayCopy`); same arguments, returns (points written, skipped ids)
 CopyStep = Callable[..., tuple[int, list]]
+#: the verification: :func:`smec_vdb.migrate.verify.verify`, or a scale-out one (``RayVerify``); same arguments
+VerifyStep = Callable[..., dict[str, Any]]
 
 
 def _interrupted_creation(backend: Backend, target: str, info: SourceInfo) -> bool:
@@ -95,10 +97,11 @@ def migrate(
     progress: ProgressCallback | None = None,
     should_stop: StopCheck | None = None,
     copy_step: CopyStep = copy,
+    verify_step: VerifyStep = verify,
 ) -> dict[str, Any]:
     """Run, resume, re-sync (or with ``check``, compare) a migration and return its report (module doc).
 
-    ``copy_step`` runs the copy phase (the default copies in this process)."""
+    ``copy_step`` and ``verify_step`` run the copy and the verification (by default in this process)."""
     started = time.perf_counter()
     timer = Timer()
     source, target = backend, target_backend or backend
@@ -161,7 +164,7 @@ def migrate(
     copy_seconds = timer.seconds.get("copy") or sum(timer.seconds.get(p, 0.0) for p in ("read", "encode", "write"))
 
     t0 = time.perf_counter()
-    verification = verify(source, target, info, col, min_recall=opts.min_recall, n_queries=opts.verify_queries,
+    verification = verify_step(source, target, info, col, min_recall=opts.min_recall, n_queries=opts.verify_queries,
                           seed=opts.seed, batch=max(opts.batch_size, 256), progress=progress, should_stop=should_stop)
     timer.add("verify", t0)
     total = time.perf_counter() - started
