@@ -170,6 +170,24 @@ def cost_model(wide: dict[str, Any], width: int, n_points: float, deadline_h: fl
     }
 
 
+def model_check(scifact: dict[str, Any], cores: int) -> list[dict[str, Any]]:
+    """The copy wall time the model predicts with W workers from the 1-worker per-point figures (work
+    spread over min(W, cores) CPUs, plus that run's range planning and Ray start-up), against the
+    measured one; ``contention`` = per-point worker seconds at W over those at 1 worker."""
+    runs = scifact["runs"]
+    one = sum(runs["distributed_1"]["worker_s_per_point"].values())
+    rows = []
+    for key, r in runs.items():
+        if not key.startswith("distributed_"):
+            continue
+        w = int(r["workers"])
+        predicted = r["ranges_s"] + r["overhead_s"] + r["points"] * one / min(w, cores)
+        rows.append({"workers": w, "predicted_copy_s": round(predicted, 1), "measured_copy_s": r["copy_s"],
+                     "measured_over_predicted": round(r["copy_s"] / predicted, 2),
+                     "contention": round(sum(r["worker_s_per_point"].values()) / one, 2)})
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--uri", default=os.environ.get("MILVUS_LITE_URI"))
@@ -177,7 +195,12 @@ def main() -> None:
     parser.add_argument("--wide-points", type=int, default=2000)
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--deadline-hours", type=float, default=24.0)
+    parser.add_argument("--from-json", type=Path, help="recompute the cost model and its check from a saved run")
     args = parser.parse_args()
+    if args.from_json:
+        results = json.loads(args.from_json.read_text())
+        finish(results, args.deadline_hours)
+        return
     counts = [int(w) for w in args.workers.split(",")]
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
@@ -200,15 +223,21 @@ def main() -> None:
                 drop(uri, f"{name}_src")
                 results[name] = {"points": len(vectors), "width": vectors.shape[1], "runs": runs}
             results["encode_s_per_point_3584_1thread"] = encode_seconds_per_point(3584)
-            results["cost_model"] = cost_model(results["synthetic3584"]["runs"], 3584, 1e8, args.deadline_hours)
             results["machine"]["load_average_end"] = os.getloadavg()
         finally:
             if server is not None:
                 server.terminate()
                 server.wait(30)
+    finish(results, args.deadline_hours)
+
+
+def finish(results: dict[str, Any], deadline_h: float) -> None:
+    """Add the cost model and its check to ``results``, print them and save benchmarks/results/scale_out.json."""
+    results["cost_model"] = cost_model(results["synthetic3584"]["runs"], 3584, 1e8, deadline_h)
+    results["model_check"] = model_check(results["scifact"], int(results["machine"]["cpus"] or 1))
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "scale_out.json").write_text(json.dumps(results, indent=2, default=float) + "\n")
-    print(json.dumps(results["cost_model"], indent=2, default=float))
+    print(json.dumps({k: results[k] for k in ("cost_model", "model_check")}, indent=2, default=float))
 
 
 if __name__ == "__main__":
