@@ -1,9 +1,9 @@
 """Scale-out migration on Ray Data (issue 14): the copy split into disjoint source ranges, copied by
 worker processes in parallel, each range checkpointed with the target.
 
-Everything but the copy is the single-process run (:func:`smec_vdb.migrate.run.migrate`): the plan
-and the refusals, training SMEC on a sample on the driver (paper §3.2-3.4), creating the target,
-verification and the alias swap. :class:`RayCopy` replaces its copy phase:
+Everything else is the single-process run (:func:`smec_vdb.migrate.run.migrate`): the plan and the
+refusals, training SMEC on a sample on the driver (paper §3.2-3.4), creating the target, re-sync,
+recall@10 and the alias swap. :class:`RayCopy` replaces its copy phase:
 
 1. one read pass over the source ids cuts it into ranges of whole batches, each a scroll cursor and
    a point count (any engine can page by its cursor), stored in the target's checkpoint;
@@ -11,7 +11,9 @@ verification and the alias swap. :class:`RayCopy` replaces its copy phase:
    actor per worker that opens both engines and loads the compressor from the store once, then
    reads → encodes → upserts its range page by page (:func:`smec_vdb.migrate.copy.copy` with a
    ``size``), checkpointing the range's cursor under its own metadata key after every page;
-3. once every range is copied, their counts fold into the one checkpoint and the range keys go.
+3. once every range is copied, their counts fold into the one checkpoint and the range keys go;
+4. :class:`RayVerify` runs verification's per-point comparison (:func:`smec_vdb.migrate.verify.diff`)
+   over the same ranges on the workers; the pass over the target's ids and recall@10 stay on the driver.
 
 A range's pages are written in order by one actor (its cursor checkpoint is only valid so), ranges
 in parallel. Upserts are by id, so a page written twice by a restarted worker or a re-run driver
