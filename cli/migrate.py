@@ -9,7 +9,7 @@ import re
 import signal
 from contextlib import ExitStack
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 from rich.table import Table
@@ -18,10 +18,12 @@ from smec_vdb.cli.common import BackendOpt, PathOpt, PhaseProgress, UrlOpt, back
 from smec_vdb.errors import ConfigError, MigrationError, SmecError, VerificationError, mask_credentials
 from smec_vdb.layout import DEFAULT_LAYOUT, parse_layout
 from smec_vdb.migrate import DEFAULT_COMPRESSOR_STORE, MigrationOptions, dry_run, migrate
+from smec_vdb.migrate.distributed import Connection, migrate_distributed
 
 
 #: library parameter names (as MigrationOptions spells them in errors) → this command's flags
-_FLAGS = {"min_recall": "--min-recall", "on_bad_vector": "--on-bad-vector", "batch_size": "--batch-size",
+_FLAGS = {"run without workers": "run without --workers/--ray-address", "workers must": "--workers must",
+          "min_recall": "--min-recall", "on_bad_vector": "--on-bad-vector", "batch_size": "--batch-size",
           "train_sample": "--train-sample", "verify_queries": "--verify-queries", "swap_alias": "--swap-alias",
           "compressor_store": "--compressor-store", "keep_full is False": "--drop-full", "set restart": "pass --restart",
           "with vector": "with --vector", "without check": "without --check", "exactly one of dim or dims":
@@ -87,6 +89,10 @@ def _migrate_command(
                                                           "(qdrant-edge, qdrant, milvus).")] = None,
     target_url: Annotated[Optional[str], typer.Option(help="Target server URL (with --target-backend).")] = None,
     target_path: Annotated[Optional[str], typer.Option(help="Target embedded store (with --target-backend).")] = None,
+    workers: Annotated[Optional[int], typer.Option(help="Copy with N Ray Data workers in parallel (server source "
+                                                   "and target only; needs smec-vdb[ray]).")] = None,
+    ray_address: Annotated[Optional[str], typer.Option(help="Ray cluster to run the workers on: auto or "
+                                                       "ray://host:10001 [default: a local one].")] = None,
 ) -> None:
     """Migrate COLLECTION to a multi-resolution SMEC collection, verified, resumable.
 
@@ -115,9 +121,13 @@ def _migrate_command(
         stop_requested.append(True)
         console.print("[yellow]stopping after the current batch… (Ctrl-C again to abort)[/]")
 
+    distributed = (workers is not None or ray_address is not None) and not dry_run_
     with ExitStack() as stack:
-        b = stack.enter_context(backend_session(backend, url, path))
-        tb = stack.enter_context(backend_session(target_backend, target_url, target_path)) if target_backend else None
+        b: Any = None  # a distributed run's workers open the engines themselves
+        tb: Any = None
+        if not distributed:
+            b = stack.enter_context(backend_session(backend, url, path))
+            tb = stack.enter_context(backend_session(target_backend, target_url, target_path)) if target_backend else None
         bars = stack.enter_context(PhaseProgress())
 
         def progress(ev):
@@ -128,8 +138,14 @@ def _migrate_command(
         else:
             previous = signal.signal(signal.SIGINT, on_sigint)
             try:
-                result = migrate(b, opts, target_backend=tb, progress=progress,
-                                 should_stop=lambda: bool(stop_requested))
+                if distributed:
+                    result = migrate_distributed(
+                        Connection.resolve(backend, url, path), opts, workers=workers, ray_address=ray_address,
+                        target=Connection.resolve(target_backend, target_url, target_path) if target_backend else None,
+                        progress=progress, should_stop=lambda: bool(stop_requested))
+                else:
+                    result = migrate(b, opts, target_backend=tb, progress=progress,
+                                     should_stop=lambda: bool(stop_requested))
             except VerificationError as e:
                 if report and e.report:
                     _save(e.report, report)

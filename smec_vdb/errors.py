@@ -37,6 +37,11 @@ class MissingDependencyError(ConfigError):
     """An optional package (an engine client, the CLI's typer/rich) is not installed; the message gives the pip line."""
 
 
+class SingleWriterError(ConfigError):
+    """An embedded engine (qdrant-edge, Qdrant local mode, Milvus Lite) was asked to serve several worker
+    processes: it allows one writer process, so a distributed run needs a server."""
+
+
 class DimensionError(SmecError):
     """A vector width or output dim does not match what the compressor or collection expects."""
 

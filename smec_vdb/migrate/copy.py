@@ -46,9 +46,13 @@ def refuse_bad(points: Sequence[Point], bad: np.ndarray, opts: MigrationOptions)
 
 
 def copy(source: Backend, target: Backend, info: SourceInfo, col: SmecCollection, opts: MigrationOptions,
-         checkpoint: dict, timer: Timer, progress: ProgressCallback | None, should_stop: StopCheck | None
-         ) -> tuple[int, list]:
-    """Copy from the checkpoint's cursor to the end; returns (points written in all runs, skipped ids)."""
+         checkpoint: dict, timer: Timer, progress: ProgressCallback | None, should_stop: StopCheck | None,
+         *, key: str = CHECKPOINT_KEY, size: int | None = None) -> tuple[int, list]:
+    """Copy from the checkpoint's cursor to the end; returns (points written in all runs, skipped ids).
+
+    With ``size``, copy one range of the source: stop once ``size`` points from the range's start
+    cursor were read, checkpointing under ``key`` (the distributed copy, :mod:`smec_vdb.migrate.distributed`).
+    """
     source, target = retrying(source), retrying(target)  # reads and upserts by id are safe to repeat
     written, skipped = int(checkpoint["written"]), list(checkpoint["skipped_ids"])
     cursor = checkpoint["cursor"]
@@ -62,10 +66,11 @@ def copy(source: Backend, target: Backend, info: SourceInfo, col: SmecCollection
                 f"interrupted after {written + len(skipped)} of {info.count} points; "
                 f"run the same command again to resume"
             )
+        limit = opts.batch_size if size is None else min(opts.batch_size, size - written - len(skipped))
         t0 = time.perf_counter()
-        points, next_cursor = source.scroll(info.name, cursor=cursor, limit=opts.batch_size,
-                                            with_vectors=info.read_vectors)
+        points, next_cursor = source.scroll(info.name, cursor=cursor, limit=limit, with_vectors=info.read_vectors)
         timer.add("read", t0)
+        finished = next_cursor is None or (size is not None and written + len(skipped) + len(points) >= size)
         if points:
             x = stack(points, info.vector, info.width)
             bad = bad_vector_rows(x)
@@ -76,13 +81,13 @@ def copy(source: Backend, target: Backend, info: SourceInfo, col: SmecCollection
                 write_points(target, col, info, [points[i] for i in keep], x[keep], timer)
                 written += len(keep)
             checkpoint = {**checkpoint, "cursor": next_cursor, "written": written, "skipped_ids": skipped,
-                          "copied": next_cursor is None}
-            target.set_metadata(col.name, CHECKPOINT_KEY, checkpoint)
+                          "copied": finished}
+            target.set_metadata(col.name, key, checkpoint)
             if progress:
                 progress(MigrationEvent("copy", written + len(skipped), info.count))
-        if next_cursor is None:
+        if finished:
             if not checkpoint.get("copied"):  # the last page came back empty: mark the copy done
                 checkpoint = {**checkpoint, "cursor": None, "copied": True}
-                target.set_metadata(col.name, CHECKPOINT_KEY, checkpoint)
+                target.set_metadata(col.name, key, checkpoint)
             return written, skipped
         cursor = next_cursor

@@ -22,7 +22,7 @@ Example::
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, Callable
 
 from pathlib import Path
 
@@ -36,6 +36,13 @@ from smec_vdb.migrate.copy import copy, refuse_bad, write_points
 from smec_vdb.migrate.options import CHECKPOINT_KEY, COMPLETE_KEY, MigrationOptions, ProgressCallback, StopCheck
 from smec_vdb.migrate.plan import SourceInfo, Timer, bad_vector_rows, inspect_source, make_plan, obtain_compressor, stored_dims
 from smec_vdb.migrate.verify import diff, verify
+from smec_vdb.retry import retrying
+
+#: the copy phase: :func:`smec_vdb.migrate.copy.copy` in one process, or a scale-out one
+#: (:class:`smec_vdb.migrate.distributed.RayCopy`); same arguments, returns (points written, skipped ids)
+CopyStep = Callable[..., tuple[int, list]]
+#: the verification: :func:`smec_vdb.migrate.verify.verify`, or a scale-out one (``RayVerify``); same arguments
+VerifyStep = Callable[..., dict[str, Any]]
 
 
 def _interrupted_creation(backend: Backend, target: str, info: SourceInfo) -> bool:
@@ -90,13 +97,18 @@ def migrate(
     target_backend: Backend | None = None,
     progress: ProgressCallback | None = None,
     should_stop: StopCheck | None = None,
+    copy_step: CopyStep = copy,
+    verify_step: VerifyStep = verify,
 ) -> dict[str, Any]:
-    """Run, resume, re-sync (or with ``check``, compare) a migration and return its report (module doc)."""
+    """Run, resume, re-sync (or with ``check``, compare) a migration and return its report (module doc).
+
+    ``copy_step`` and ``verify_step`` run the copy and the verification (by default in this process)."""
     started = time.perf_counter()
     timer = Timer()
     source, target = backend, target_backend or backend
     if target is source and opts.target_name == opts.source:
         raise ConfigError("the target must differ from the source: the source is never modified")
+    source, target = retrying(source), retrying(target)  # every read and idempotent write below (smec_vdb.retry)
     info = inspect_source(source, opts.source, opts.vector)
     if info.count == 0:
         raise MigrationError(f"source {opts.source!r} is empty: nothing to migrate")
@@ -149,11 +161,12 @@ def migrate(
         else:
             col = SmecCollection(target, name, comp)
         assert checkpoint is not None
-        written, skipped = copy(source, target, info, col, opts, checkpoint, timer, progress, should_stop)
-    copy_seconds = sum(timer.seconds.get(p, 0.0) for p in ("read", "encode", "write"))
+        written, skipped = copy_step(source, target, info, col, opts, checkpoint, timer, progress, should_stop)
+    # a scale-out copy records its wall time as "copy" (its workers' read/encode/write seconds overlap)
+    copy_seconds = timer.seconds.get("copy") or sum(timer.seconds.get(p, 0.0) for p in ("read", "encode", "write"))
 
     t0 = time.perf_counter()
-    verification = verify(source, target, info, col, min_recall=opts.min_recall, n_queries=opts.verify_queries,
+    verification = verify_step(source, target, info, col, min_recall=opts.min_recall, n_queries=opts.verify_queries,
                           seed=opts.seed, batch=max(opts.batch_size, 256), progress=progress, should_stop=should_stop)
     timer.add("verify", t0)
     total = time.perf_counter() - started

@@ -27,7 +27,7 @@ import json
 import math
 import zlib
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 
@@ -100,6 +100,17 @@ class Drift:
     def describe(self) -> str:
         return "; ".join(f"{n} {kind} (first ids {self.first[kind]})" for kind, n in sorted(self.kinds.items()))
 
+    def merge(self, other: "Drift") -> "Drift":
+        """Add ``other``'s findings (another range of the same comparison) to these."""
+        self.checked += other.checked
+        self.target_count += other.target_count
+        self.skipped.extend(other.skipped)
+        for kind, n in other.kinds.items():
+            self.kinds[kind] = self.kinds.get(kind, 0) + n
+            ids = self.first.setdefault(kind, [])
+            ids.extend(other.first[kind][: FIRST_IDS - len(ids)])
+        return self
+
     def as_dict(self) -> dict[str, Any]:
         return {"points_checked": self.checked, "skipped": len(self.skipped), "differences": dict(self.kinds),
                 "first_ids": {k: list(v) for k, v in self.first.items()}, "target_count": self.target_count}
@@ -112,19 +123,23 @@ Repair = Callable[[list[Point], np.ndarray], None]
 def diff(source: Backend, target: Backend, info: SourceInfo, col: SmecCollection, batch: int, *,
          repair: Repair | None = None, delete_extra: Callable[[list[PointId]], None] | None = None,
          progress: ProgressCallback | None = None, should_stop: StopCheck | None = None,
-         phase: str = "verify") -> Drift:
+         phase: str = "verify", source_pages: Iterable[list[Point]] | None = None, target_pass: bool = True) -> Drift:
     """Every difference between source and target (see module doc), streamed.
 
     ``repair`` receives each batch's missing/differing source points with their vectors; points
     whose migrated vector is NaN/inf/zero are expected absent (skipped). ``delete_extra`` receives
-    target ids absent from the source.
+    target ids absent from the source. ``source_pages``: the source batches to compare (default: the
+    whole source); ``target_pass`` False leaves out the pass over the target's ids (a distributed
+    verification compares ranges of the source in parallel, then makes that pass once).
     """
     source, target = retrying(source), retrying(target)  # every call below is a read
     drift = Drift()
     carried = list(info.carried)
     names = {r.name for r in col.resolutions}
     done = 0
-    for points, _ in iterate_points(source, info.name, batch_size=batch, with_vectors=info.read_vectors):
+    if source_pages is None:
+        source_pages = (p for p, _ in iterate_points(source, info.name, batch_size=batch, with_vectors=info.read_vectors))
+    for points in source_pages:
         if should_stop and should_stop():
             raise MigrationInterrupted(f"interrupted during {'verification' if phase == 'verify' else phase}; "
                                       "run the same command again to resume")
@@ -151,7 +166,7 @@ def diff(source: Backend, target: Backend, info: SourceInfo, col: SmecCollection
         done += len(points)
         if progress:
             progress(MigrationEvent(phase, done, info.count))
-    for points, _ in iterate_points(target, col.name, batch_size=batch, with_vectors=False):
+    for points, _ in iterate_points(target, col.name, batch_size=batch, with_vectors=False) if target_pass else ():
         drift.target_count += len(points)
         present = {p.id for p in source.retrieve(info.name, [p.id for p in points if _fits(info, p.id)],
                                                  with_vectors=False)}
@@ -250,9 +265,11 @@ def recall_at_10(source: Backend, info: SourceInfo, col: SmecCollection, n_queri
 
 def verify(source: Backend, target: Backend, info: SourceInfo, col: SmecCollection, *, min_recall: float,
            n_queries: int, seed: int, batch: int, progress: ProgressCallback | None = None,
-           should_stop: StopCheck | None = None) -> dict[str, Any]:
-    """The full comparison (:func:`diff`) and recall@10; ``passed`` only if no difference and recall >= min_recall."""
-    drift = diff(source, target, info, col, batch, progress=progress, should_stop=should_stop)
+           should_stop: StopCheck | None = None, drift: Drift | None = None) -> dict[str, Any]:
+    """The full comparison (:func:`diff`, or its result ``drift`` when made elsewhere) and recall@10;
+    ``passed`` only if no difference and recall >= min_recall."""
+    if drift is None:
+        drift = diff(source, target, info, col, batch, progress=progress, should_stop=should_stop)
     recall, n_q, budget = recall_at_10(source, info, col, n_queries, seed, batch, set(drift.skipped), progress,
                                        should_stop)
     problems = []
