@@ -165,7 +165,8 @@ DRIVER_KILL_POINTS: dict[str, tuple[Callable[[Source], bool], float]] = {
 
 @pytest.mark.server
 @pytest.mark.parametrize("kill", range(KILLS))
-@pytest.mark.parametrize("moment", list(DRIVER_KILL_POINTS))
+@pytest.mark.parametrize("moment", [  # CI runs the mid-copy kill; `-m slow` adds the other two phases (45 s each)
+    pytest.param(moment, marks=() if moment == "copy" else pytest.mark.slow) for moment in DRIVER_KILL_POINTS])
 def test_sigkill_driver_then_rerun_is_exactly_once(source: Source, ray_address: str, tmp_path: Path,
                                                    moment: str, kill: int) -> None:
     """The driver (training on a sample, then the Ray copy, then verifying) is killed at a random moment
