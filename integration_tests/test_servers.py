@@ -213,9 +213,10 @@ def scifact_subset() -> tuple[np.ndarray, list[str]]:
     return np.ascontiguousarray(data.corpus[:N_SCIFACT], dtype=np.float32), list(data.corpus_ids[:N_SCIFACT])
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def quick_setup_source(milvus_server_uri, scifact_subset) -> Iterator[str]:
-    """SciFact vectors in a collection made as a user would: ``create_collection(name, dimension=...)``."""
+    """SciFact vectors in a collection made as a user would: ``create_collection(name, dimension=...)``;
+    one per module (a migration never writes to its source, and each test names its own target)."""
     from pymilvus import MilvusClient
 
     vectors, doc_ids = scifact_subset
@@ -291,6 +292,7 @@ def test_multi_resolution_target_on_the_old_server_is_refused_before_training(
         backend.close()
 
 
+@pytest.mark.slow  # 26 s; benchmarks/milvus_server.py runs the same migration on all 5,183 points
 def test_single_resolution_target_on_the_old_server_migrates(quick_setup_source, milvus_server_uri, tmp_path):
     target = name()
     run_migrate("--collection", quick_setup_source, "--target", target, "--dim", "64", "--drop-full", "--epochs", "2",
