@@ -5,7 +5,7 @@ Sections (all nDCG@10 of exact cosine search on the BEIR test split unless named
 * ``main``     — SciFact and NFCorpus · MiniLM-384 at 128/64/32: truncation, PCA, variance-ranked and
   ADS selection, the linear PCA adaptor (ours), Matryoshka-Adaptor (Yoon 2024), Search-Adaptor
   (Yoon 2023) and SMEC, unsupervised and supervised. Baselines get SMEC's total epochs of the same
-  run (§4.2 budget rule), best held-out epoch reported.
+  run as their cap (§4.2 budget rule) under the same stopping rule, best held-out epoch reported.
 * ``ablation`` — paper Table 1 on SciFact, unsupervised: MRL (joint), +SMRL, +ADS, +S-XBM, full;
   ``--seeds`` seeds, mean ± sd.
 * ``ads``      — paper Table 2: achievement rate (share of the kept dims among the top-d by WARE, eq. 10)
@@ -15,8 +15,9 @@ Sections (all nDCG@10 of exact cosine search on the BEIR test split unless named
 * ``memory``   — paper Table 3: S-XBM memory size (0 = in-batch neighbours … 20,000) vs held-out
   neighbour recall@10 of a 384→64 stage on the 63,678 debian-package vectors.
 
-    .venv/bin/python benchmarks/quality.py                 # default budget (epochs ≤ 10 per stage)
-    .venv/bin/python benchmarks/quality.py --full          # epochs ≤ 30, 3 seeds everywhere
+    .venv/bin/python benchmarks/quality.py                 # TrainConfig defaults; 1 seed in the main table
+    .venv/bin/python benchmarks/quality.py --full          # 3 seeds in the main table too
+    .venv/bin/python benchmarks/quality.py --sections main --model all-mpnet-base-v2 --out benchmarks/results/mpnet
     .venv/bin/python benchmarks/quality.py --sections ads  # one section
 
 Writes quality.md / quality.json / quality_<section>.png under --out (benchmarks/results).
@@ -65,10 +66,10 @@ def log(msg: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
 
 
-def main_section(config: TrainConfig, seeds: list[int], out: dict, datasets: list[str]) -> list[ResultRow]:
+def main_section(config: TrainConfig, seeds: list[int], out: dict, datasets: list[str], model: str) -> list[ResultRow]:
     rows: list[ResultRow] = []
     for name in datasets:
-        ds = load_beir(name, MINILM)
+        ds = load_beir(name, model)
         rows.append(full_dim_row(ds))
         qrels = training_qrels(ds, max_relevant=MAX_RELEVANT, max_queries=MAX_QUERIES)
         examples = ranking_examples(ds, hard_negatives=config.rank_negatives, qrels=qrels)
@@ -86,7 +87,7 @@ def main_section(config: TrainConfig, seeds: list[int], out: dict, datasets: lis
                 if supervised and method not in TRAINED:
                     continue
                 spec = MethodSpec(f"{method} (sup.)" if supervised else method, method, supervised)
-                cfg = replace(config, epochs=budget, patience=budget) if method in TRAINED else config
+                cfg = replace(config, epochs=budget) if method in TRAINED else config
                 log(f"{name} {spec.label} (epochs {cfg.epochs})")
                 rows += run_method(ds, spec, DIMS, seeds[:1], cfg, examples=examples, validation=validation,
                                    train_qrels=qrels, rerank_candidates=None)
@@ -219,6 +220,8 @@ def _plot_lines(series: dict, xs: list, xlabel: str, ylabel: str, path: Path, lo
 
 
 
+LONGEST_FIRST = [("main", "scifact"), ("ablation", None), ("main", "nfcorpus"), ("memory", None), ("ads", None),
+                 ("gradvar", None)]
 SECTION_TITLES = {
     "main": "## Main table (test nDCG@10, exact search)",
     "ablation": "## Ablation (paper Table 1), SciFact unsupervised",
@@ -228,7 +231,8 @@ SECTION_TITLES = {
 }
 
 
-def run_section(task: tuple[str, str | None], config: TrainConfig, seeds: list[int], out_dir: Path) -> dict:
+def run_section(task: tuple[str, str | None], config: TrainConfig, seeds: list[int], out_dir: Path,
+                model: str = MINILM) -> dict:
     """One unit of work (a section, or the main table of one dataset) in its own process."""
     global OUT
     OUT = out_dir
@@ -239,7 +243,7 @@ def run_section(task: tuple[str, str | None], config: TrainConfig, seeds: list[i
     rows: list[ResultRow] = []
     text = ""
     if name == "main":
-        rows = main_section(config, seeds, meta, [dataset])
+        rows = main_section(config, seeds, meta, [dataset], model)
     elif name == "ablation":
         rows = ablation_section(config, seeds)
     elif name == "ads":
@@ -254,31 +258,35 @@ def run_section(task: tuple[str, str | None], config: TrainConfig, seeds: list[i
 def main() -> None:
     global OUT
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--full", action="store_true", help="epochs ≤ 30 per stage and 3 seeds in the main table")
+    parser.add_argument("--full", action="store_true", help="3 seeds in the main table as well")
     parser.add_argument("--seeds", type=int, default=3, help="seeds of the ablation (and of the main table with --full)")
     parser.add_argument("--sections", default="main,ablation,ads,gradvar,memory")
     parser.add_argument("--jobs", type=int, default=2, help="worker processes (one torch thread each)")
     parser.add_argument("--epochs", type=int, help="override the max epochs per stage (e.g. 1 for a smoke run)")
     parser.add_argument("--datasets", default="scifact,nfcorpus", help="datasets of the main table")
+    parser.add_argument("--model", default=MINILM, help="embedding model of the main table (e.g. all-mpnet-base-v2)")
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args()
     OUT = args.out
     OUT.mkdir(parents=True, exist_ok=True)
-    config = TrainConfig(epochs=args.epochs or (30 if args.full else 10), device="cpu")
+    config = TrainConfig(device="cpu") if args.epochs is None else TrainConfig(epochs=args.epochs, device="cpu")
     seeds = list(range(args.seeds))
     sections = args.sections.split(",")
     tasks = [(s, d) for s in sections for d in (tuple(args.datasets.split(",")) if s == "main" else (None,))]
+    tasks.sort(key=lambda t: LONGEST_FIRST.index(t) if t in LONGEST_FIRST else 0)  # longest first
     started = time.perf_counter()
     meta: dict = {"command": " ".join(["python", *sys.argv]), "machine": platform.machine(), "cpus": os.cpu_count(),
                   "jobs": args.jobs, "loadavg_start": os.getloadavg()[0], "config": config.to_dict(), "tasks": {}}
     from concurrent.futures import ProcessPoolExecutor
 
     with ProcessPoolExecutor(max_workers=args.jobs) as pool:
-        futures = [pool.submit(run_section, t, config, seeds if (args.full or t[0] != "main") else [0], OUT) for t in tasks]
+        futures = [pool.submit(run_section, t, config, seeds if (args.full or t[0] != "main") else [0], OUT, args.model)
+                   for t in tasks]
         results = [f.result() for f in futures]
-    md = [f"# Quality benchmark (issue 12)\n\nCommand: `{meta['command']}` · TrainConfig defaults except "
-          f"epochs={config.epochs} (max per stage) · {args.jobs} worker processes, 1 torch thread each, on a "
-          f"{os.cpu_count()}-core machine shared with other jobs (timings are upper bounds)."]
+    md = [f"# Quality benchmark (issue 12)\n\nCommand: `{meta['command']}` · TrainConfig defaults "
+          f"(epochs ≤ {config.epochs} per stage, lr {config.lr} with {config.lr_decays} decays × {config.lr_decay} on a "
+          f"held-out plateau of {config.patience} epochs) · main table: {args.model} · {args.jobs} worker processes, "
+          f"1 torch thread each, on a {os.cpu_count()}-core machine (load averages at the end)."]
     rows_json: dict = {}
     for section in sections:
         parts = [r for r in results if r["task"][0] == section]

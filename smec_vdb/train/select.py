@@ -52,7 +52,7 @@ def _train_level(selector: AdaptiveDimensionSelector, previous: torch.Tensor, da
 
     selector.train()
     return run_stage(state=selector, param_groups=[{"params": [selector.logits], "lr": config.ads_lr}],
-                     objective=Objective(data, config, LossTerms(similarity=1.0, order=config.order,
+                     objective=Objective(data, config, LossTerms(similarity=1.0, order=config.order_for(data.supervised),
                                                                  order_weight=config.order_weight)),
                      model=model, score=score, data=data, config=config, progress=progress, stage=stage,
                      stage_dim=selector.k, num_stages=num_stages, on_anneal=on_anneal)

@@ -18,6 +18,7 @@ Example::
 from __future__ import annotations
 
 import copy
+import dataclasses
 import time
 from typing import Any, Sequence
 
@@ -42,9 +43,9 @@ class _Anneal:
         self.tau, self.noise = tau, noise
 
 
-def smec_terms(config: TrainConfig) -> LossTerms:
+def smec_terms(config: TrainConfig, supervised: bool) -> LossTerms:
     """SMEC's unsupervised parts: eq. 7 over S-XBM (or in-batch) neighbours plus the ordering term."""
-    return LossTerms(similarity=1.0, order=config.order, order_weight=config.order_weight)
+    return LossTerms(similarity=1.0, order=config.order_for(supervised), order_weight=config.order_weight)
 
 
 def train_stages(comp: SMECCompressor, data: TrainingData, config: TrainConfig, first: int, last: int,
@@ -94,7 +95,7 @@ def train_stages(comp: SMECCompressor, data: TrainingData, config: TrainConfig, 
         return sum(values) / len(values)
 
     comp.train()
-    report = run_stage(state=modules, param_groups=groups, objective=Objective(data, config, smec_terms(config)),
+    report = run_stage(state=modules, param_groups=groups, objective=Objective(data, config, smec_terms(config, data.supervised)),
                        model=model, score=score, data=data, config=config, progress=progress, stage=first,
                        stage_dim=comp.dims[last], num_stages=len(comp.stages),
                        on_anneal=schedule if logits else None)
@@ -104,6 +105,18 @@ def train_stages(comp: SMECCompressor, data: TrainingData, config: TrainConfig, 
     return report
 
 
+def fit_stage(comp: SMECCompressor, data: TrainingData, config: TrainConfig, k: int,
+              progress: OptionalProgress = None, warm: TrainingData | None = None) -> StageReport:
+    """Train stage ``k`` alone and freeze it; with ``warm`` (the unsupervised view of labelled data) it
+    first trains unsupervised, and the labelled run starts from that state (one report, epochs summed)."""
+    if warm is None:
+        return train_stages(comp, data, config, k, k, progress)
+    first = train_stages(comp, warm, config, k, k, progress)
+    second = train_stages(comp, data, config, k, k, progress)
+    return dataclasses.replace(second, epochs=first.epochs + second.epochs,
+                               seconds=round(first.seconds + second.seconds, 3))
+
+
 def _init_stage(comp: SMECCompressor, data: TrainingData, k: int) -> None:
     with torch.no_grad():
         comp.eval()
@@ -111,7 +124,7 @@ def _init_stage(comp: SMECCompressor, data: TrainingData, k: int) -> None:
 
 
 def _train_last_stage(comp: SMECCompressor, data: TrainingData, config: TrainConfig,
-                      progress: OptionalProgress) -> tuple[SMECCompressor, StageReport]:
+                      progress: OptionalProgress, warm: TrainingData | None) -> tuple[SMECCompressor, StageReport]:
     """Train the last stage from the chain, the raw input, or both (``last_source='auto'``: the better
     held-out score wins, the chain on a tie)."""
     last = len(comp.stages) - 1
@@ -124,10 +137,15 @@ def _train_last_stage(comp: SMECCompressor, data: TrainingData, config: TrainCon
         if source == "input":
             candidate.read_input(last)
         _init_stage(candidate, data, last)
-        report = train_stages(candidate, data, config, last, last, progress)
+        report = fit_stage(candidate, data, config, last, progress, warm)
         if best is None or report.best_score > best[1].best_score:
             best = (candidate, report)
     return best
+
+
+def _warm_start_data(x: torch.Tensor, config: TrainConfig, data: TrainingData) -> TrainingData | None:
+    """The unsupervised view of labelled ``data`` when ``config.warm_start`` asks for it, else None."""
+    return TrainingData.build(x, config) if data.supervised and config.warm_start else None
 
 
 def train_smec(
@@ -145,13 +163,14 @@ def train_smec(
     x = training_matrix(vectors)
     comp = SMECCompressor(x.shape[1], dims, use_ads=config.use_ads).to(config.resolved_device())
     data = TrainingData.build(x, config, examples, validation)
+    warm = _warm_start_data(x, config, data)
     reports = []
     if config.use_smrl:
         last = len(comp.stages) - 1
         for k in range(last):
             _init_stage(comp, data, k)
-            reports.append(train_stages(comp, data, config, k, k, progress))
-        comp, report = _train_last_stage(comp, data, config, progress)
+            reports.append(fit_stage(comp, data, config, k, progress, warm))
+        comp, report = _train_last_stage(comp, data, config, progress, warm)
         reports.append(report)
     else:
         for k in range(len(comp.stages)):
@@ -180,7 +199,7 @@ def extend_smec(
     k = comp.extend(new_dim)
     comp.to(config.resolved_device())
     _init_stage(comp, data, k)
-    report = train_stages(comp, data, config, k, k, progress)
+    report = fit_stage(comp, data, config, k, progress, _warm_start_data(x, config, data))
     comp = comp.cpu().eval()
     comp.training_info = run_info(x, config, [report], time.perf_counter() - started, data.supervised,
                                   previous=comp.training_info)

@@ -71,3 +71,50 @@ def test_supervised_data_hold_out_training_queries_or_use_the_validation_example
     assert len(data.query_train) == 200
     unsup = TrainingData.build(vectors, dataclasses.replace(config, val_fraction=0.1))
     assert not set(unsup.criterion.val_rows.tolist()) & set(unsup.train_rows.tolist())
+
+
+def test_a_stalled_run_restarts_from_its_best_state_at_a_decayed_rate_then_stops(vectors):
+    """Scripted held-out scores: best at epoch 1, stall 2 → back to epoch 1 at lr × 0.5; best at 4,
+    stall 2 → lr × 0.25; stall 2 → stop at epoch 8 on the epoch-4 state."""
+    from torch.optim.optimizer import register_optimizer_step_pre_hook
+
+    config = TrainConfig(epochs=20, patience=2, lr_decays=2, lr_decay=0.5, lr=0.1, batch_size=64, memory_topk=8,
+                         seed=0, device="cpu")
+    data = TrainingData.build(vectors, config)
+    weight = torch.nn.Parameter(torch.eye(24)[:6].clone())
+    script = iter([0.5, 0.6, 0.55, 0.55, 0.7, 0.6, 0.6, 0.6, 0.6])
+    scored: list[torch.Tensor] = []   # the weight at each score: [start, epoch 1, epoch 2, …]
+    first_step: dict[float, torch.Tensor] = {}  # lr -> the weight at the first step taken at that rate
+
+    def score():
+        scored.append(weight.detach().clone())
+        return next(script)
+
+    def hook(optimizer, args, kwargs):
+        lr = optimizer.param_groups[0]["lr"]
+        first_step.setdefault(round(lr, 6), weight.detach().clone())
+
+    handle = register_optimizer_step_pre_hook(hook)
+    try:
+        report = run_stage(state=torch.nn.ParameterList([weight]), param_groups=[{"params": [weight]}],
+                           model=lambda rows, q: Outputs([data.corpus[rows] @ weight.T]), score=score, data=data,
+                           config=config, objective=Objective(data, config, LossTerms()))
+    finally:
+        handle.remove()
+    assert report.epochs == 8 and report.best_epoch == 4 and report.best_score == 0.7
+    assert sorted(first_step) == [0.025, 0.05, 0.1]
+    assert torch.equal(first_step[0.05], scored[1])    # the restart at lr/2 begins from the epoch-1 state
+    assert torch.equal(first_step[0.025], scored[4])   # the second from the epoch-4 state
+    assert torch.equal(weight.detach(), scored[4])     # and the run ends restored to it
+    assert not torch.equal(scored[3], scored[1])       # (the stalled epochs had moved the weight)
+
+
+def test_without_decays_a_stalled_run_stops_at_patience(vectors):
+    config = TrainConfig(epochs=20, patience=2, lr_decays=0, batch_size=64, memory_topk=8, seed=0, device="cpu")
+    data = TrainingData.build(vectors, config)
+    weight = torch.nn.Parameter(torch.eye(24)[:6].clone())
+    script = iter([0.5, 0.6, 0.55, 0.55, 0.9])
+    report = run_stage(state=torch.nn.ParameterList([weight]), param_groups=[{"params": [weight]}],
+                       model=lambda rows, q: Outputs([data.corpus[rows] @ weight.T]), score=lambda: next(script),
+                       data=data, config=config, objective=Objective(data, config, LossTerms()))
+    assert report.epochs == 3 and report.best_epoch == 1

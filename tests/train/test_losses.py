@@ -52,6 +52,10 @@ def test_config_validation():
         TrainConfig(epochs=0)
     with pytest.raises(ConfigError, match="val_fraction"):
         TrainConfig(val_fraction=0.7)
+    with pytest.raises(ConfigError, match="lr_decay must be in"):
+        TrainConfig(lr_decay=1.0)
+    with pytest.raises(ConfigError, match="lr_decays"):
+        TrainConfig(lr_decays=-1)
     with pytest.raises(ConfigError, match="tau_end"):
         TrainConfig(tau_start=0.1, tau_end=1.0)
     with pytest.raises(ConfigError, match="device"):

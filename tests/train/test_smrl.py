@@ -154,3 +154,44 @@ def test_last_stage_can_read_the_raw_input_and_auto_keeps_the_better_held_out_sc
     same = smec_vdb.load(tmp_path / "m")
     assert same.sources == comp.sources
     np.testing.assert_array_equal(same.encode(vectors, 3), comp.encode(vectors, 3))
+
+
+def test_warm_start_trains_each_labelled_stage_unsupervised_first_and_continues_from_that_state(
+        vectors, low_variance_examples, moving_config, monkeypatch):
+    """Per stage: one run on held-out recall (the unsupervised view), then one on held-out nDCG that
+    starts from the state the first run restored; one report per stage with both runs' epochs."""
+    calls = []
+    original = smrl.train_stages
+
+    def spy(comp, data, config, first, last, progress=None):
+        start = comp.stages[first].weight.detach().clone()
+        report = original(comp, data, config, first, last, progress)
+        calls.append((first, data.criterion.name, start, comp.stages[first].weight.detach().clone(), report.epochs))
+        return report
+
+    monkeypatch.setattr(smrl, "train_stages", spy)
+    config = dataclasses.replace(moving_config, epochs=4, patience=4, warm_start=True)
+    comp = train_smec(vectors, SMEC_DIMS, config, low_variance_examples)
+    assert [(c[0], c[1]) for c in calls] == [(k, name) for k in range(len(SMEC_DIMS)) for name in ("recall@10", "ndcg@10")]
+    for (k, _, _, unsup_end, unsup_epochs), (_, _, sup_start, _, sup_epochs), stage in zip(
+            calls[0::2], calls[1::2], comp.training_info["stages"]):
+        assert torch.equal(sup_start, unsup_end), f"stage {k}: the labelled run did not start from the unsupervised state"
+        assert stage["epochs"] == unsup_epochs + sup_epochs and stage["criterion"] == "ndcg@10"
+    monkeypatch.setattr(smrl, "train_stages", original)
+    calls.clear()
+    cold = train_smec(vectors, SMEC_DIMS, dataclasses.replace(config, warm_start=False), low_variance_examples)
+    assert len(cold.training_info["stages"]) == len(SMEC_DIMS)
+
+
+def test_order_auto_is_pairwise_without_labels_and_off_with_them(vectors, low_variance_examples, smec_config):
+    from smec_vdb.train.config import TrainConfig
+
+    assert TrainConfig().order == "auto"
+    assert TrainConfig().order_for(False) == "pairwise" and TrainConfig().order_for(True) == "off"
+    assert TrainConfig(order="listwise").order_for(True) == "listwise"
+    events = []
+    train_smec(vectors, SMEC_DIMS, dataclasses.replace(smec_config, epochs=1, warm_start=False), low_variance_examples,
+               progress=events.append)
+    assert events and all("order" not in e.loss_parts and "rank" in e.loss_parts for e in events)
+    with pytest.raises(ConfigError, match="auto, off, pairwise or listwise"):
+        TrainConfig(order="both")
