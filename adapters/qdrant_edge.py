@@ -145,6 +145,9 @@ class QdrantEdgeBackend:
             finally:
                 fcntl.flock(lock, fcntl.LOCK_UN)
 
+    def aliases(self, collection: str) -> list[str]:
+        return sorted(alias for alias, target in self._aliases().items() if target == collection)
+
     def _resolve(self, name: str) -> str:
         """The collection ``name`` designates (itself, or an alias's target); CollectionNotFoundError if none."""
         if (self.store / name / _SCHEMA_FILE).is_file():

@@ -128,7 +128,7 @@ def migrate(
     if drop_first:
         target.drop(name)
     t0 = time.perf_counter()
-    comp = obtain_compressor(planned, opts, progress)
+    comp = obtain_compressor(planned, opts, progress, should_stop)  # a stop here leaves nothing written
     if planned.reused is not None:
         comp_path = planned.reused[1]
     else:

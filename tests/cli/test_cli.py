@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,22 +12,10 @@ from typer.testing import CliRunner
 
 from smec_vdb.cli.app import _register_commands, app
 from smec_vdb.eval.beir import shared_data_dir
+from tests.cli.shell import one_line_error, smec
 
 COMMANDS = ("train", "eval", "demo", "migrate", "search", "inspect")
 SHARED = shared_data_dir()
-
-
-def smec(*args: str, cwd: Path | None = None, stdin: str | None = None) -> subprocess.CompletedProcess:
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "COLUMNS": "200"}
-    return subprocess.run([sys.executable, "-c", "from smec_vdb.cli import main; main()", *args], cwd=cwd, env=env,
-                          input=stdin, capture_output=True, text=True, timeout=600, check=False)
-
-
-def one_line_error(proc: subprocess.CompletedProcess) -> str:
-    assert proc.returncode == 1, (proc.returncode, proc.stdout, proc.stderr)
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), proc.stderr
-    return lines[0]
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +32,8 @@ def test_every_command_has_help_with_an_example(runner, command):
 
 
 @pytest.mark.parametrize("command, shown", [
-    ("search", "[default: max(100, 10k)]"), ("search", "[default: the one the collection records]"),
+    ("search", "[default: k × clamp(2048 / coarse dim, 4, 64), twice that for coarse codes of ≤ 2 bits"),
+    ("search", "[default: the one the collection records]"),
     ("migrate", "[default: <collection>_smec]"),
 ])
 def test_help_keeps_bracketed_defaults(runner, command, shown):
@@ -71,7 +58,8 @@ def test_a_bad_filter_is_a_one_line_error_before_the_store_is_opened(tmp_path, t
 def test_logging_still_reaches_stderr_one_line_each(tmp_path):
     (tmp_path / "store").mkdir()
     code = ("import logging, sys; sys.argv = ['smec-vdb', 'inspect', '--path', sys.argv[1]]\n"
-            "from smec_vdb.cli import main; main()\n"
+            "from smec_vdb.cli import main\n"
+            "try:\n    main()\nexcept SystemExit:\n    pass\n"
             "logging.getLogger('smec_vdb.test').warning('disk nearly full\\nsecond line')")
     proc = subprocess.run([sys.executable, "-c", code, str(tmp_path / "store")], capture_output=True, text=True,
                           timeout=300, check=False)
@@ -89,7 +77,7 @@ def test_demo_migrate_search_inspect_end_to_end(tmp_path):
     store = str(tmp_path / "store")
     demo = smec("demo", "--limit", "60", "--path", store)
     assert demo.returncode == 0, demo.stderr
-    assert "created 'docs': 60 points, 384-d" in demo.stderr
+    assert demo.stdout.startswith("created 'docs': 60 points, 384-d") and "created" not in demo.stderr
     assert "pass --replace" in one_line_error(smec("demo", "--limit", "60", "--path", store))
     migrated = smec("migrate", "--collection", "docs", "--dim", "64", "--epochs", "2", "--min-recall", "0",
                     "--swap-alias", "docs_live",
@@ -142,3 +130,23 @@ def test_eval_on_a_beir_set(tmp_path):
                 "--data-dir", str(SHARED), "--out", str(tmp_path))
     assert proc.returncode == 0, proc.stderr
     assert (tmp_path / "eval.json").exists() and "truncate" in (tmp_path / "eval.md").read_text()
+
+
+def test_the_candidates_help_states_the_rule_the_code_uses(runner):
+    """The help once said max(100, 10k), a rule the code had dropped: read the rule from the help and
+    check it against smec_vdb.search.default_candidates (floats and 1-bit codes, several widths)."""
+    import math
+    import re
+
+    from smec_vdb.layout import parse_quantization
+    from smec_vdb.search import default_candidates
+
+    text = " ".join(runner.invoke(app, ["search", "--help"], env={"COLUMNS": "200"}).output.split())
+    budget, low, high = map(int, re.search(r"k × clamp\((\d+) / coarse dim, (\d+), (\d+)\), twice that", text).groups())
+    binary = parse_quantization("binary1")
+    for k in (1, 10, 25):
+        for coarse in (16, 64, 128, 384, 1024):
+            stated = k * min(high, max(low, math.ceil(budget / coarse)))
+            assert default_candidates(k, 4096, coarse) == stated
+            assert default_candidates(k, 4096, coarse, binary) == 2 * stated
+        assert default_candidates(k, 384, 384) == k
