@@ -87,6 +87,15 @@ class MigrationOptions:
         if self.check and self.restart:
             raise ConfigError("check writes nothing, restart drops the target: give one of them")
 
+    def check_width(self, width: int) -> None:
+        """ConfigError unless ``dim`` / ``dims`` are below the source ``width``: asked as soon as the
+        source is known, before the target is looked at (a bad dim is reported as such, not as a
+        clash with an existing target)."""
+        wanted = self.dims if self.dims is not None else (self.dim,) if self.dim is not None else ()
+        if wanted and max(wanted) >= width:
+            raise ConfigError(f"{'dims' if self.dims is not None else 'dim'} must be below the source width "
+                              f"{width}, found {list(wanted) if self.dims is not None else self.dim}")
+
     @property
     def target_name(self) -> str:
         return self.target or f"{self.source}_smec"

@@ -112,6 +112,7 @@ def migrate(
     info = inspect_source(source, opts.source, opts.vector)
     if info.count == 0:
         raise MigrationError(f"source {opts.source!r} is empty: nothing to migrate")
+    opts.check_width(info.width)
     check_engine_support(target.target, opts.layout, opts.index.kind)  # before training or writing
     plan = opts.plan_id(info.vector)
     name = opts.target_name

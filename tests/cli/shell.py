@@ -12,7 +12,9 @@ CLI = [sys.executable, "-c", "from smec_vdb.cli import main; main()"]
 
 
 def cli_env(**extra: str) -> dict[str, str]:
-    return {**os.environ, "OMP_NUM_THREADS": "1", "COLUMNS": "200", **extra}
+    """The caller's environment as a pipe sees it: no COLUMNS (rich would take its width from there)."""
+    env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
+    return {**env, "OMP_NUM_THREADS": "1", **extra}
 
 
 def smec(*args: str, cwd: Path | None = None, stdin: str | None = None) -> subprocess.CompletedProcess:

@@ -84,17 +84,32 @@ def test_demo_migrate_search_inspect_end_to_end(tmp_path):
                     "--verify-queries", "20", "--path", store, "--compressor-store", str(tmp_path / "models"),
                     "--report", str(tmp_path / "report.json"))
     assert migrated.returncode == 0, migrated.stderr
+    # the result on stdout, progress on stderr (a line per phase when stderr is not a terminal)
+    assert "verification passed" in migrated.stdout and "docs_live → docs_smec" in migrated.stdout
+    assert migrated.stderr.splitlines() == ["survey…", "train…", "copy…", "verify…", "recall…"]
     report = json.loads((tmp_path / "report.json").read_text())
     assert report["target"]["collection"] == "docs_smec" and report["points_written"] == 60
     assert report["alias"] == {"name": "docs_live", "collection": "docs_smec"}
+
+    # bad dims are reported as such, not as a clash with the target this run would not match
+    assert "dim must be a positive number of dimensions, found 0" in one_line_error(
+        smec("migrate", "--collection", "docs", "--dim", "0", "--path", store))
+    assert "dim must be below the source width 384, found 384" in one_line_error(
+        smec("migrate", "--collection", "docs", "--dim", "384", "--path", store))
 
     inspected = smec("inspect", "--json", "--path", store)
     assert inspected.returncode == 0, inspected.stderr
     rows = {r["collection"]: r for r in json.loads(inspected.stdout)}
     assert rows["docs"]["points"] == 60 and rows["docs_smec"]["vectors"] == {"full": 384, "d64": 64}
     assert rows["docs_smec"]["compressor"]["method"] == "smec" and not rows["docs_smec"]["migration_in_progress"]
+    assert rows["docs_smec"]["aliases"] == ["docs_live"] and rows["docs"]["aliases"] == []
+    verification = rows["docs_smec"]["verification"]
+    assert verification["passed"] and verification["recall_at_10"] == report["verification"]["recall_at_10"]
+    assert rows["docs"]["verification"] is None
     table = smec("inspect", "--path", store)
-    assert table.returncode == 0 and "docs_smec" in table.stdout
+    assert table.returncode == 0 and table.stderr == ""
+    row = next(line for line in table.stdout.splitlines() if "docs_smec" in line)  # piped: one line, not cut
+    assert "docs_live" in row and f"passed, recall@10 {verification['recall_at_10']}" in row and len(row) > 80, row
 
     from smec_vdb.adapters import open_backend
 
@@ -106,7 +121,7 @@ def test_demo_migrate_search_inspect_end_to_end(tmp_path):
                 "--path", store)
     assert hits.returncode == 0, hits.stderr
     found = json.loads(hits.stdout)
-    assert len(found) == 5 and found[0]["id"] == point.id
+    assert len(found) == 5 and found[0]["id"] == point.id and hits.stderr == ""
     kind = point.payload["kind"]
     filtered = smec("search", "-c", "docs_smec", "-q", "-", "-k", "3", "--json", "--filter", json.dumps({"kind": kind}),
                     "--path", store, stdin=json.dumps(point.vectors[next(iter(point.vectors))].tolist()))
@@ -150,3 +165,31 @@ def test_the_candidates_help_states_the_rule_the_code_uses(runner):
             assert default_candidates(k, 4096, coarse) == stated
             assert default_candidates(k, 4096, coarse, binary) == 2 * stated
         assert default_candidates(k, 384, 384) == k
+
+
+def test_train_prints_its_result_on_stdout_and_its_progress_on_stderr(tmp_path, vectors):
+    np.save(tmp_path / "x.npy", vectors)
+    proc = smec("train", "--vectors", "x.npy", "--dims", "12,6", "--out", "m", "--epochs", "2", "--device", "cpu",
+                cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr.splitlines() == ["training smec 24 → (12, 6) on 400 vectors (unsupervised, device cpu)"]
+    assert "epochs used" in proc.stdout and proc.stdout.strip().splitlines()[-1].startswith("saved to m (id ")
+
+
+def test_a_failed_command_leaves_no_store_behind(tmp_path):
+    """A --path that does not exist is an error for the source (nothing created); a new target store,
+    parents and all, is removed again when the run fails before anything is written to it."""
+    from smec_vdb.adapters import open_backend
+    from smec_vdb.backend import Batch, CollectionSchema, Resolution
+
+    assert "no qdrant-edge store" in one_line_error(smec("migrate", "-c", "docs", "--dim", "8", "--path", "new/store",
+                                                         cwd=tmp_path))
+    assert list(tmp_path.iterdir()) == []
+    source = open_backend("qdrant-edge", path=str(tmp_path / "store"))
+    source.create_collection("docs", CollectionSchema((Resolution("emb", 16),)))
+    source.upsert("docs", Batch(ids=[1, 2, 3], vectors={"emb": np.eye(3, 16, dtype=np.float32)}))
+    source.close()
+    line = one_line_error(smec("migrate", "-c", "docs", "--dim", "16", "--path", "store", "--target-backend", "qdrant",
+                               "--target-path", "new/target", cwd=tmp_path))
+    assert "dim must be below the source width 16" in line
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["store"]
