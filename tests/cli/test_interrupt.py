@@ -35,8 +35,10 @@ def interrupt_once(args: list[str], started: str, cwd: Path) -> tuple[int, list[
         assert proc.poll() is None, "finished before it could be interrupted: make the run longer"
         proc.send_signal(signal.SIGINT)
         sent = time.monotonic()
+        code = proc.wait(timeout=120)  # a few lines of stderr fit the pipe's buffer meanwhile
+        seconds = time.monotonic() - sent
         rest = proc.stderr.read()  # (communicate() would miss what the line iterator has buffered)
-        return proc.wait(timeout=120), rest.strip().splitlines(), time.monotonic() - sent
+        return code, rest.strip().splitlines(), seconds
     finally:
         if proc.poll() is None:
             proc.kill()
