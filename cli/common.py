@@ -7,6 +7,7 @@ file or another program, neither is cut to 80 columns: rich wraps only on a term
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import signal
 import sys
@@ -139,6 +140,16 @@ def stop_on_sigint() -> Iterator[Callable[[], bool]]:
         yield lambda: bool(requested)
     finally:
         signal.signal(signal.SIGINT, previous)
+
+
+def check_output_dir(path: Path, flag: str) -> None:
+    """ConfigError unless ``path`` can be (or is) a directory to write to: checked before any work, so
+    that a file in the way or an unwritable parent is not found only after training."""
+    existing = path if path.exists() else next(p for p in path.absolute().parents if p.exists())
+    if not existing.is_dir():
+        raise ConfigError(f"{flag} {path}: {existing} is a file, not a directory")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ConfigError(f"{flag} {path}: {existing} is not writable")
 
 
 def parse_dims(text: str | None) -> tuple[int, ...] | None:

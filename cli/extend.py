@@ -9,7 +9,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from smec_vdb.cli.common import console, results, stop_on_sigint
+from smec_vdb.cli.common import check_output_dir, console, results, stop_on_sigint
 from smec_vdb.cli.train import load_vectors, summary_table
 
 EXAMPLE = "smec-vdb extend --compressor models/scifact --vectors corpus.npy --dim 16"
@@ -38,6 +38,8 @@ def extend_command(
     from smec_vdb.train.smrl import extend_smec
 
     comp = smec_vdb.load(compressor)
+    if out is not None:
+        check_output_dir(out, "--out")
     if not isinstance(comp, SMECCompressor):
         raise ConfigError(f"only SMEC compressors can be extended; {compressor} holds method {comp.method!r}")
     validate_schedule(comp.input_dim, (*comp.dims, dim))

@@ -19,6 +19,7 @@ from smec_vdb.cli.common import (
     PhaseProgress,
     UrlOpt,
     backend_session,
+    check_output_dir,
     parse_dims,
     results,
     stop_on_sigint,
@@ -110,6 +111,8 @@ def _migrate_command(
     """
     if report:
         _check_writable(report)
+    if not dry_run_ and compressor is None:
+        check_output_dir(compressor_store, "--compressor-store")
     if (target_url or target_path) and not target_backend:
         raise ConfigError("--target-url/--target-path need --target-backend")
     opts = MigrationOptions(

@@ -10,7 +10,7 @@ import numpy as np
 import typer
 from rich.table import Table
 
-from smec_vdb.cli.common import console, parse_dims, results, stop_on_sigint
+from smec_vdb.cli.common import check_output_dir, console, parse_dims, results, stop_on_sigint
 from smec_vdb.compress.registry import known_methods, method_class
 from smec_vdb.errors import ConfigError, DataError, DimensionError, InvalidVectorError
 
@@ -93,6 +93,7 @@ def train_command(
 
     schedule = parse_dims(dims)
     method_class(method)  # unknown names fail here, before any file is read
+    check_output_dir(out, "--out")
     overrides = {"epochs": epochs, "patience": patience, "memory_size": memory_size, "batch_size": batch_size,
                  "lr": lr, "alpha": alpha, "seed": seed, "device": device}
     config = TrainConfig(**{k: v for k, v in overrides.items() if v is not None})

@@ -193,3 +193,14 @@ def test_a_failed_command_leaves_no_store_behind(tmp_path):
                                "--target-path", "new/target", cwd=tmp_path))
     assert "dim must be below the source width 16" in line
     assert sorted(p.name for p in tmp_path.iterdir()) == ["store"]
+
+
+@pytest.mark.parametrize("args", [
+    ["train", "--vectors", "absent.npy", "--dims", "8", "--out", "afile/model"],
+    ["eval", "--dataset", "scifact", "--methods", "truncate", "--dims", "16", "--out", "afile"],
+    ["migrate", "--collection", "docs", "--dim", "8", "--compressor-store", "afile", "--path", "absent"],
+], ids=["train", "eval", "migrate"])
+def test_an_output_folder_blocked_by_a_file_is_refused_before_any_work(tmp_path, args):
+    (tmp_path / "afile").write_text("")
+    line = one_line_error(smec(*args, cwd=tmp_path))
+    assert "afile is a file, not a directory" in line and sorted(p.name for p in tmp_path.iterdir()) == ["afile"]
