@@ -169,6 +169,8 @@ class PhaseProgress:
     """A rich progress display with one bar per phase (points/s and ETA), fed by library callbacks.
 
     When stderr is not a terminal (a log file, CI) it prints one line as each phase starts instead.
+    A phase ends where the next one starts: training stopped early on its held-out score shows
+    ``9/9`` epochs, not ``9/30``.
     """
 
     def __init__(self) -> None:
@@ -186,7 +188,15 @@ class PhaseProgress:
 
     def __exit__(self, *exc: Any) -> None:
         if self.started:
+            if exc[0] is None:
+                self._finish(self.tasks.values())
             self.progress.__exit__(*exc)
+
+    def _finish(self, tasks: Any) -> None:
+        for task in tasks:
+            state = self.progress.tasks[task]
+            if state.total is None or state.completed < state.total:
+                self.progress.update(task, total=state.completed)
 
     def update(self, phase: str, done: int, total: int | None, detail: str = "") -> None:
         if not console.is_terminal:
@@ -198,6 +208,7 @@ class PhaseProgress:
             self.progress.__enter__()
             self.started = True
         if phase not in self.tasks:
+            self._finish(self.tasks.values())
             self.tasks[phase] = self.progress.add_task(phase, total=total, rate="")
         task = self.tasks[phase]
         elapsed = self.progress.tasks[task].elapsed or 0.0
