@@ -63,3 +63,14 @@ def test_the_bar_ends_where_held_out_stopping_ended_the_stage(vectors, capfd):
         assert stage["stopped_early"] and stage["epochs"] < 60
         final = [m.group(1) for m in re.finditer(rf"→ {stage['dim']}d: [^\r\n]*?(\d+/\d+)", err)][-1]
         assert final == f"{stage['epochs']}/{stage['epochs']}", err
+
+
+def test_extending_a_compressor_honours_the_stop_check_too(vectors):
+    """`smec-vdb extend` trains through smec_vdb.train.smrl.extend_smec inside stop_when (not train())."""
+    from smec_vdb.train.loop import stop_when
+    from smec_vdb.train.smrl import extend_smec
+
+    comp = train(vectors, [12], config=TrainConfig(epochs=1, batch_size=64, memory_size=100, device="cpu"),
+                 progress=False)
+    with stop_when(StopAfter(3)), pytest.raises(TrainingInterrupted, match=r"stage 2 \(6-d\), epoch 1, batch 2/"):
+        extend_smec(comp, vectors, 6, FAST)
