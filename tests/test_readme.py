@@ -16,6 +16,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -96,14 +97,17 @@ def test_the_readme_blocks_run(tmp_path):
            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
     runnable = [b for b in ALL_BLOCKS if b.lang in RUN]
     skipped = [f"{b.name}: {b.skip}" for b in runnable if b.skip]
+    ran = []
     for block in runnable:
         if block.skip:
             continue
+        started = time.perf_counter()
         proc = run_block(block, tmp_path, env)
+        ran.append(f"{block.name}: {time.perf_counter() - started:.1f} s")
         if proc.returncode != 0:
             pytest.fail(f"{block.name} failed with exit {proc.returncode}:\n{block.code}\n--- stderr ---\n"
                         f"{proc.stderr[-4000:]}\n--- stdout ---\n{proc.stdout[-2000:]}", pytrace=False)
-    print("not run here:", *skipped, sep="\n  ")
+    print("ran:", *ran, "not run here:", *skipped, sep="\n  ")
 
 
 def test_a_broken_block_fails_naming_it(tmp_path):
