@@ -37,9 +37,13 @@ app = typer.Typer(
 
 
 class Settings:
-    """What the root options set before a command runs (read again by :func:`main` after it)."""
+    """What the root options set before a command runs (read again by :func:`main` after it).
+
+    ``console_script``: run by :func:`main`, which owns the process's logging (an app invoked in
+    another program, e.g. by typer's CliRunner in tests, leaves that program's logging alone)."""
 
     debug = False
+    console_script = False
 
 
 def _print_version(value: bool) -> None:
@@ -57,7 +61,8 @@ def root(
 ) -> None:
     """Compress embeddings with SMEC and store them as multi-resolution collections in Qdrant or Milvus."""
     Settings.debug = debug
-    configure_logging(debug)
+    if Settings.console_script:
+        configure_logging(debug)
 
 
 def _register_commands() -> None:
@@ -77,10 +82,6 @@ def _register_commands() -> None:
 ENGINE_LOGGERS = ("pymilvus", "milvus_lite", "grpc")
 
 
-class _StderrHandler(logging.StreamHandler):
-    """The one handler this CLI installs (replaced, not added again, when the app runs twice in a process)."""
-
-
 class OneLineFormatter(logging.Formatter):
     """``warning: name: message`` — the first line of the message, no traceback or stack."""
 
@@ -91,10 +92,9 @@ class OneLineFormatter(logging.Formatter):
 
 def configure_logging(debug: bool) -> None:
     """Warnings and errors of every logger on stderr, one line each; engine loggers quiet unless ``debug``."""
-    handler = _StderrHandler(sys.stderr)
+    handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter() if debug else OneLineFormatter())
     root_logger = logging.getLogger()
-    root_logger.handlers = [h for h in root_logger.handlers if not isinstance(h, _StderrHandler)]
     root_logger.addHandler(handler)
     root_logger.setLevel(logging.WARNING)
     for name in ENGINE_LOGGERS:
@@ -104,6 +104,7 @@ def configure_logging(debug: bool) -> None:
 def main() -> None:
     """Console-script entry point."""
     _register_commands()
+    Settings.console_script = True
     try:
         app(prog_name="smec-vdb")  # standalone mode: click prints usage errors and exits 2; Ctrl-C outside a stop check exits 130
     except SmecError as e:

@@ -49,3 +49,16 @@ def test_a_debug_flag_from_the_environment_that_is_not_a_boolean_is_a_usage_erro
     proc = subprocess.run([*CLI, "inspect", "--path", str(tmp_path)], env=cli_env(SMEC_VDB_DEBUG="loud"),
                           capture_output=True, text=True, timeout=120, check=False)
     assert proc.returncode == 2 and proc.stderr.strip().splitlines()[-1].startswith("Error: Invalid value for '--debug'")
+
+
+def test_debug_from_the_environment_shows_the_traceback(tmp_path):
+    import subprocess
+
+    from tests.cli.shell import CLI, cli_env
+
+    args = [*CLI, "inspect", "--path", str(tmp_path / "absent")]
+    quiet = subprocess.run(args, env=cli_env(), capture_output=True, text=True, timeout=120, check=False)
+    loud = subprocess.run(args, env=cli_env(SMEC_VDB_DEBUG="1"), capture_output=True, text=True, timeout=120,
+                          check=False)
+    assert quiet.returncode == 1 and "Traceback" not in quiet.stderr and quiet.stderr.startswith("error: no qdrant-edge")
+    assert loud.returncode == 1 and "Traceback" in loud.stderr and "ConfigError: no qdrant-edge store" in loud.stderr
