@@ -10,7 +10,7 @@ from typing import Annotated, Any, Optional
 import typer
 
 from smec_vdb.cli.common import check_output_dir, console, results, stop_on_sigint
-from smec_vdb.cli.train import load_vectors, summary_table
+from smec_vdb.cli.train import load_vectors, progress_display, summary_table
 
 EXAMPLE = "smec-vdb extend --compressor models/scifact --vectors corpus.npy --dim 16"
 
@@ -34,7 +34,7 @@ def extend_command(
     from smec_vdb.errors import ConfigError, DimensionError
     from smec_vdb.train.config import TrainConfig
     from smec_vdb.train.loop import stop_when
-    from smec_vdb.train.progress_bar import EpochBars, wants_bar
+    from smec_vdb.train.progress_bar import EpochBars
     from smec_vdb.train.smrl import extend_smec
 
     comp = smec_vdb.load(compressor)
@@ -50,7 +50,7 @@ def extend_command(
         raise DimensionError(f"vectors {vectors} have width {x.shape[1]}, the compressor takes {comp.input_dim}")
     console.print(f"extending {comp.method} {comp.input_dim} → {list(comp.dims)} with {dim} on {x.shape[0]} vectors")
     with stop_on_sigint() as should_stop, stop_when(should_stop), EpochBars() as bars:
-        extended = extend_smec(comp, x, dim, config, progress=bars if wants_bar(None) else None)
+        extended = extend_smec(comp, x, dim, config, progress=progress_display() or bars)
     target = out or compressor
     extended.save(target)
     results.print(summary_table(extended))

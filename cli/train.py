@@ -52,6 +52,24 @@ def load_ids(path: Path, expected: int, what: str) -> list[str]:
     return [str(i) for i in ids]
 
 
+class StageLines:
+    """Training progress where stderr is not a terminal (a log, CI): a line as each stage's first epoch ends
+    (on a terminal, ``train()`` draws its own bar)."""
+
+    def __init__(self) -> None:
+        self.seen: set[tuple[int, int]] = set()
+
+    def __call__(self, event) -> None:
+        if (event.stage, event.stage_dim) not in self.seen:
+            self.seen.add((event.stage, event.stage_dim))
+            console.print(f"stage {event.stage + 1} → {event.stage_dim}d…")
+
+
+def progress_display():
+    """What the training commands pass as ``progress``: None (train()'s bar) on a terminal, else :class:`StageLines`."""
+    return None if console.is_terminal else StageLines()
+
+
 def summary_table(comp) -> Table:
     """One row per trained stage (or per dim of a method with nothing to train: 0 epochs)."""
     table = Table(title=f"{comp.method}: {comp.input_dim} → {', '.join(map(str, comp.dims))}")
@@ -111,10 +129,11 @@ def train_command(
             load_ids(doc_ids, x.shape[0], "doc ids"), hard_negatives=config.rank_negatives,
         )
     mode = f"supervised on {len(examples)} queries" if examples is not None else "unsupervised"
-    with stop_on_sigint() as should_stop:  # progress: train()'s own bar, shown when stderr is a terminal
+    with stop_on_sigint() as should_stop:
         console.print(f"training {method} {x.shape[1]} → {schedule} on {x.shape[0]} vectors "
                       f"({mode}, device {config.resolved_device()})")
-        comp = train(x, schedule, method=method, config=config, examples=examples, should_stop=should_stop)
+        comp = train(x, schedule, method=method, config=config, examples=examples, should_stop=should_stop,
+                     progress=progress_display())
     comp.save(out)
     results.print(summary_table(comp))
     results.print(f"saved to {out} (id {comp.manifest_hash})")

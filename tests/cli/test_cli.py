@@ -172,7 +172,8 @@ def test_train_prints_its_result_on_stdout_and_its_progress_on_stderr(tmp_path, 
     proc = smec("train", "--vectors", "x.npy", "--dims", "12,6", "--out", "m", "--epochs", "2", "--device", "cpu",
                 cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
-    assert proc.stderr.splitlines() == ["training smec 24 → (12, 6) on 400 vectors (unsupervised, device cpu)"]
+    assert proc.stderr.splitlines() == ["training smec 24 → (12, 6) on 400 vectors (unsupervised, device cpu)",
+                                        "stage 1 → 12d…", "stage 2 → 6d…"]
     assert "epochs used" in proc.stdout and proc.stdout.strip().splitlines()[-1].startswith("saved to m (id ")
 
 

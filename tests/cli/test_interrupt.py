@@ -50,7 +50,7 @@ def test_ctrl_c_stops_train_within_a_batch_and_saves_nothing(tmp_path):
     np.save(tmp_path / "x.npy", rng.normal(size=(3000, 64)).astype(np.float32))
     code, lines, seconds = interrupt_once(
         ["train", "--vectors", "x.npy", "--dims", "32,16", "--out", "model", "--epochs", "500", "--patience", "500",
-         "--device", "cpu"], "training smec", tmp_path)
+         "--device", "cpu"], "stage 1 → 32d…", tmp_path)  # printed as the first epoch ends: the loop runs
     assert code == 130 and seconds < STOP_WITHIN_S, (code, seconds, lines)
     assert len(lines) == 1 and lines[0].startswith("error: training interrupted in stage ") \
         and lines[0].endswith("nothing was saved"), lines
