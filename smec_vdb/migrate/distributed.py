@@ -112,7 +112,7 @@ class Connection:
         if self.backend == "milvus":
             if self.path is not None:
                 return "milvus-lite"
-            from smec_vdb.adapters.milvus import target_of  # pure URL parsing, no client import
+            from smec_vdb.adapters.milvus_connection import target_of  # pure URL parsing, no client import
 
             return target_of(self.url) if self.url else "milvus-server"
         raise ConfigError(f"unknown backend {self.backend!r}; known backends: qdrant-edge, qdrant, milvus")
