@@ -57,7 +57,7 @@ from smec_vdb.adapters.milvus_schema import (
 from smec_vdb.adapters.milvus_version import MilvusCapabilities
 from smec_vdb.adapters.rerank import Candidates, rescore
 from smec_vdb.adapters.validation import check_batch, check_filter, check_id, check_limit, check_query, check_stages
-from smec_vdb.backend import Batch, CollectionSchema, Distance, Filter, Hit, Point, PointId, SearchStage
+from smec_vdb.backend import ClosingContext, Batch, CollectionSchema, Distance, Filter, Hit, Point, PointId, SearchStage
 from smec_vdb.errors import CollectionExistsError, CollectionNotFoundError, ConfigError, DataError
 from smec_vdb.filters import matches
 from smec_vdb.layout import check_engine_support
@@ -70,7 +70,7 @@ def _score(distance: Distance, raw: float) -> float:
     return -math.sqrt(max(raw, 0.0)) if distance == "euclid" else float(raw)
 
 
-class MilvusBackend:
+class MilvusBackend(ClosingContext):
     """The Backend Protocol over pymilvus ``MilvusClient``: a Milvus Lite file (``path``, e.g. ``x.db``)
     or a server (``url``); ``uri`` takes either, as pymilvus does."""
 

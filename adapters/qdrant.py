@@ -32,7 +32,7 @@ from packaging.version import Version
 
 from smec_vdb.adapters import rerank
 from smec_vdb.adapters.errors import engine_errors
-from smec_vdb.backend import UNNAMED, Batch, CollectionSchema, Filter, Hit, Point, PointId, Resolution, SearchStage
+from smec_vdb.backend import UNNAMED, ClosingContext, Batch, CollectionSchema, Filter, Hit, Point, PointId, Resolution, SearchStage
 from smec_vdb.adapters.qdrant_common import (
     SMEC_ID_KEY,
     build_filter,
@@ -80,7 +80,7 @@ _DISTANCES = {"cosine": "Cosine", "dot": "Dot", "euclid": "Euclid", "manhattan":
 _PAYLOAD_TYPES = {"keyword": "keyword", "integer": "integer", "float": "float", "bool": "bool"}
 
 
-class QdrantBackend:
+class QdrantBackend(ClosingContext):
     """Backend over qdrant-client. Exactly one of ``url`` (server) or ``path`` (embedded) is given.
 
     Server only: ``timeout`` seconds per request (default :data:`DEFAULT_TIMEOUT`), ``prefer_grpc``

@@ -19,23 +19,30 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from smec_vdb.engines import DEFAULT_ENGINE, ENGINES
+from smec_vdb.connection import Connection
+from smec_vdb.engines import engine, engines
 from smec_vdb.errors import ConfigError
 
 console = Console(stderr=True)
 
+def _url_help() -> str:
+    servers = [(e, t) for e in engines().values() for t in e.targets if t.opened_by == "url" and not t.reported]
+    return ("Server URL (" + ", ".join(f"{e.name}: {t.summary}" for e, t in servers) + "). Env: "
+            + " / ".join(e.url_env for e, _ in servers if e.url_env) + ".")
+
+
+def _path_help() -> str:
+    stores = [(e, t) for e in engines().values() for t in e.targets if t.opened_by == "path"]
+    return "Embedded store: " + "; ".join(
+        f"{e.name}: {t.summary}" + (f" (default {e.default_path})" if e.default_path else "") for e, t in stores) + "."
+
+
 BackendOpt = Annotated[
     str, typer.Option("--backend", "-b", envvar="SMEC_VDB_BACKEND", help="Engine: " + "; ".join(
-        f"{e.name} ({e.summary})" for e in ENGINES.values()) + ".")
+        f"{e.name} ({e.summary})" for e in engines().values()) + ".")
 ]
-UrlOpt = Annotated[
-    Optional[str], typer.Option("--url", help="Server URL (qdrant: http://host:6333, milvus: http://host:19530). "
-                                "Env: QDRANT_URL / MILVUS_URI.")
-]
-PathOpt = Annotated[
-    Optional[str], typer.Option("--path", help="Embedded store: a directory (qdrant, qdrant-edge; default "
-                                "./smec_data for qdrant-edge) or a Milvus Lite file such as x.db.")
-]
+UrlOpt = Annotated[Optional[str], typer.Option("--url", help=_url_help())]
+PathOpt = Annotated[Optional[str], typer.Option("--path", help=_path_help())]
 
 
 def open_backend_from_options(backend: str, url: str | None, path: str | None, *, existing: bool = False):
@@ -44,29 +51,19 @@ def open_backend_from_options(backend: str, url: str | None, path: str | None, *
     ``existing``: the command only reads, so an embedded store that is not there is an error
     (opening it would create an empty one, hiding a mistyped --path).
     """
-    from smec_vdb.adapters import DEFAULT_STORE, open_backend
-
-    if existing and url is None and path != ":memory:":
-        store = path if path is not None else (DEFAULT_STORE if backend == DEFAULT_ENGINE else None)
-        if store is not None and not Path(store).exists():
-            raise ConfigError(f"no {backend} store at {store!r}: give --path of an existing store "
-                              "(smec-vdb demo creates one)")
-    return open_backend(backend, url=url, path=path)
+    connection = Connection.resolve(backend, url, path)
+    store = connection.path
+    if existing and store is not None and store != engine(backend).in_memory and not Path(store).exists():
+        raise ConfigError(f"no {backend} store at {store!r}: give --path of an existing store "
+                          "(smec-vdb demo creates one)")
+    return connection.open()
 
 
 @contextmanager
 def backend_session(backend: str, url: str | None, path: str | None, *, existing: bool = False) -> Iterator[Any]:
     """The opened backend, closed afterwards; ``existing`` as in :func:`open_backend_from_options`."""
-    b = open_backend_from_options(backend, url, path, existing=existing)
-    try:
+    with open_backend_from_options(backend, url, path, existing=existing) as b:
         yield b
-    except BaseException:
-        try:  # the error that stopped the command is the one to report, not a failing close after it
-            b.close()
-        except Exception:
-            pass
-        raise
-    b.close()
 
 
 def parse_dims(text: str | None) -> tuple[int, ...] | None:
