@@ -37,6 +37,7 @@ from test_contract import (  # noqa: F401
 )
 from toy_engine import TOY
 
+import smec_vdb
 from smec_vdb import engines
 from smec_vdb.adapters import open_backend
 from smec_vdb.backend import Batch, CollectionSchema, Resolution
@@ -66,8 +67,8 @@ def test_the_toy_is_opened_through_the_registry_and_connect(tmp_path):
     with open_backend("toy", path=str(tmp_path / "a")) as backend:
         backend.create_collection("c", CollectionSchema((Resolution("v", 2),)))
         backend.upsert("c", Batch([1], {"v": np.ones((1, 2), dtype=np.float32)}))
-    with open_backend("toy", path=str(tmp_path / "a")) as backend:  # the same store, reopened
-        assert backend.target == "toy" and backend.count("c") == 1
+    with smec_vdb.connect(f"toy:///{tmp_path}/a") as client:  # the same store, reopened by its location
+        assert client.backend.target == "toy" and client.backend.count("c") == 1
     with pytest.raises(ConfigError, match="'toy' is embedded"):
         Connection.parse("toy://host:1")
 

@@ -24,16 +24,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from smec_vdb.adapters.rerank import Candidates, rescore
-from smec_vdb.adapters.validation import (
-    check_batch,
-    check_filter,
-    check_id,
-    check_limit,
-    check_metadata_key,
-    check_metadata_value,
-    check_query,
-    check_stages,
-)
+from smec_vdb.adapters import validation
 from smec_vdb.backend import Batch, ClosingContext, CollectionSchema, Filter, Hit, Point, PointId, SearchStage
 from smec_vdb.engines import Capabilities, Engine, Target
 from smec_vdb.errors import CollectionExistsError, CollectionNotFoundError, ConfigError
@@ -93,7 +84,7 @@ class ToyBackend(ClosingContext):
             raise ConfigError("toy: no sparse vectors")
 
     def check_points(self, schema: CollectionSchema, batch: Batch) -> None:
-        check_batch(schema, batch)
+        validation.check_batch(schema, batch)
 
     def schema(self, collection: str) -> CollectionSchema:
         return self._get(collection).schema
@@ -108,7 +99,7 @@ class ToyBackend(ClosingContext):
     # -- points -----------------------------------------------------------------------
     def upsert(self, collection: str, batch: Batch) -> None:
         stored = self._get(collection)
-        checked = check_batch(stored.schema, batch)
+        checked = validation.check_batch(stored.schema, batch)
         for i, pid in enumerate(checked.ids):
             vectors = {name: matrix[i].copy() for name, matrix in checked.vectors.items()}
             stored.points[pid] = Point(pid, vectors, dict(checked.payloads[i]))
@@ -116,35 +107,35 @@ class ToyBackend(ClosingContext):
     def delete(self, collection: str, ids: Sequence[PointId]) -> None:
         stored = self._get(collection)
         for pid in ids:
-            stored.points.pop(check_id(stored.schema, pid), None)
+            stored.points.pop(validation.check_id(stored.schema, pid), None)
 
     def scroll(self, collection: str, *, cursor: Any = None, limit: int = 1000,
                with_vectors: bool | Sequence[str] = True) -> tuple[list[Point], Any]:
         stored = self._get(collection)
         ids = sorted(stored.points)
-        after = [i for i in ids if cursor is None or i > check_id(stored.schema, cursor)]
-        page = after[: check_limit(limit)]
+        after = [i for i in ids if cursor is None or i > validation.check_id(stored.schema, cursor)]
+        page = after[: validation.check_limit(limit)]
         points = [self._copy(stored.points[i], with_vectors) for i in page]
         return points, (page[-1] if len(after) > len(page) else None)
 
     def retrieve(self, collection: str, ids: Sequence[PointId], *,
                  with_vectors: bool | Sequence[str] = True) -> list[Point]:
         stored = self._get(collection)
-        wanted = [check_id(stored.schema, i) for i in ids]
+        wanted = [validation.check_id(stored.schema, i) for i in ids]
         return [self._copy(stored.points[i], with_vectors) for i in wanted if i in stored.points]
 
     # -- search -----------------------------------------------------------------------
     def search(self, collection: str, name: str, vector: np.ndarray, limit: int, *, filter: Filter | None = None,
                with_payload: bool = True) -> list[Hit]:
         stored = self._get(collection)
-        ids, scores = self._ranked(stored, name, check_query(stored.schema, name, vector), filter)
+        ids, scores = self._ranked(stored, name, validation.check_query(stored.schema, name, vector), filter)
         return [Hit(i, float(s), dict(stored.points[i].payload) if with_payload else None)
-                for i, s in zip(ids[: check_limit(limit)], scores)]
+                for i, s in zip(ids[: validation.check_limit(limit)], scores)]
 
     def search_stages(self, collection: str, stages: Sequence[SearchStage], *, filter: Filter | None = None,
                       with_payload: bool = True) -> list[Hit]:
         stored = self._get(collection)
-        first, *later = check_stages(stored.schema, stages)
+        first, *later = validation.check_stages(stored.schema, stages)
         ids, _ = self._ranked(stored, first.name, first.vector, filter)
         ids = ids[: first.limit]
         if not later:
@@ -156,14 +147,14 @@ class ToyBackend(ClosingContext):
 
     # -- metadata, aliases ------------------------------------------------------------
     def set_metadata(self, collection: str, key: str, value: Mapping[str, Any] | None) -> None:
-        stored, key, value = self._get(collection), check_metadata_key(key), check_metadata_value(value)
+        stored, key, value = self._get(collection), validation.check_metadata_key(key), validation.check_metadata_value(value)
         if value is None:
             stored.metadata.pop(key, None)
         else:
             stored.metadata[key] = value
 
     def get_metadata(self, collection: str, key: str) -> dict[str, Any] | None:
-        value = self._get(collection).metadata.get(check_metadata_key(key))
+        value = self._get(collection).metadata.get(validation.check_metadata_key(key))
         return None if value is None else dict(value)
 
     def create_alias(self, alias: str, collection: str) -> None:
@@ -197,7 +188,7 @@ class ToyBackend(ClosingContext):
 
     @staticmethod
     def _ranked(stored: _Collection, name: str, query: np.ndarray, filter: Filter | None) -> tuple[list[PointId], np.ndarray]:
-        condition = check_filter(filter)
+        condition = validation.check_filter(filter)
         ids = [i for i in sorted(stored.points) if condition is None or matches(condition, stored.points[i].payload)]
         if not ids:
             return [], np.zeros(0)
