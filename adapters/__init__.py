@@ -28,7 +28,7 @@ from smec_vdb.backend import (
     iterate_points,
 )
 from smec_vdb.connection import Connection
-from smec_vdb.engines import DEFAULT_ENGINE, engine
+from smec_vdb.engines import DEFAULT_ENGINE, DEFAULT_STORE
 
 if TYPE_CHECKING:  # mypy checks every built-in adapter against the Backend Protocol here
     from smec_vdb.adapters.milvus import MilvusBackend
@@ -36,9 +36,6 @@ if TYPE_CHECKING:  # mypy checks every built-in adapter against the Backend Prot
     from smec_vdb.adapters.qdrant_edge import QdrantEdgeBackend
 
     _ADAPTERS: tuple[type[Backend], ...] = (QdrantEdgeBackend, QdrantBackend, MilvusBackend)
-
-#: where the embedded default engine keeps its store when no path is given
-DEFAULT_STORE = str(engine(DEFAULT_ENGINE).default_path)
 
 __all__ = [
     "DEFAULT_STORE", "Backend", "Batch", "CollectionSchema", "Hit", "IndexParams", "Point", "Resolution",

@@ -73,8 +73,13 @@ class Connection:
             if scheme not in record.url_schemes:
                 raise ConfigError(f"backend {record.name!r}: a server url starts with "
                                   f"{' or '.join(s + '://' for s in record.url_schemes)}, found {self.url!r}")
-        _check_options(record, {**self.settings, **({"credential": self.credential} if self.credential else {})},
-                       self.path)
+        if self.credential is not None:
+            if record.credential is None:
+                raise ConfigError(f"backend {record.name!r} takes no credential")
+            if self.path is not None:
+                raise ConfigError(f"{record.credential.argument} applies to a server url of backend {record.name!r}, "
+                                  f"not to the embedded path={self.path!r}")
+        _check_settings(record, self.settings, self.path)
 
     @classmethod
     def resolve(cls, backend: str = DEFAULT_ENGINE, url: str | None = None, path: str | None = None, *,
@@ -161,18 +166,16 @@ def _not_an_option(record: Engine, option: str) -> str:
     return f"backend {record.name!r} takes no option {option!r} (its options: {takes}){where}"
 
 
-def _check_options(record: Engine, options: Mapping[str, Any], path: str | None) -> None:
-    """ConfigError for a setting the engine lacks, any server option on an embedded path, or a bad value."""
+def _check_settings(record: Engine, settings: Mapping[str, Any], path: str | None) -> None:
+    """ConfigError for a setting the engine lacks, any setting on an embedded path, or a bad value."""
     by_name = {s.argument: s for s in record.settings}
-    for name, value in options.items():
-        if name != "credential" and name not in by_name:
+    for name, value in settings.items():
+        if name not in by_name:
             raise ConfigError(_not_an_option(record, name))
         if path is not None:
-            what = record.credential.argument if name == "credential" and record.credential else name
-            raise ConfigError(f"{what} applies to a server url of backend {record.name!r}, not to the embedded "
+            raise ConfigError(f"{name} applies to a server url of backend {record.name!r}, not to the embedded "
                               f"path={path!r}")
-        if name != "credential":
-            _check_value(by_name[name], value)
+        _check_value(by_name[name], value)
 
 
 def _check_value(setting: Setting, value: Any) -> None:
@@ -203,6 +206,8 @@ def _split(location: str, backend: str | None) -> tuple[str, str | None, str | N
         return engine(backend).name, None, location
     scheme, _, rest = location.partition("://")
     scheme = scheme.lower()
+    if rest.strip("/") == "":
+        raise ConfigError(f"{shown!r} names no path and no host: write it as {_grammar()}")
     name, _, transport = scheme.partition("+")
     known = engines()
     if name in known:

@@ -38,7 +38,7 @@ import importlib
 import importlib.metadata
 import importlib.util
 import warnings
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from smec_vdb.errors import ConfigError, MissingDependencyError
@@ -46,6 +46,8 @@ from smec_vdb.errors import ConfigError, MissingDependencyError
 #: the entry-point group through which installed packages register engines (each entry: an Engine)
 ENTRY_POINT_GROUP = "smec_vdb.engines"
 DEFAULT_ENGINE = "qdrant-edge"
+#: where the embedded default engine keeps its store when no path is given
+DEFAULT_STORE = "./smec_data"
 ALL_QUANTIZATIONS = frozenset({"none", "int8", "binary", "turbo"})
 
 
@@ -137,7 +139,7 @@ class Engine:
     #: a path that names an in-memory store (qdrant-client's ``:memory:``), never a directory
     in_memory: str | None = None
     credential: Credential | None = None
-    settings: tuple[Setting, ...] = field(default=())
+    settings: tuple[Setting, ...] = ()
 
     def target_for(self, opened_by: Literal["path", "url"]) -> Target | None:
         """The target a connection given by a path or a url opens, judged without connecting."""
@@ -159,7 +161,7 @@ _BUILTIN = (
         (Target("qdrant-edge", "path", "a store directory", test_store="qdrant-edge"),),
         client_modules=("qdrant_edge",), install_hint=_extra("qdrant"),
         caps=Capabilities(bool_filters=False),  # qdrant-edge-py 0.9 reads a boolean match as 1/0
-        default_path="./smec_data",
+        default_path=DEFAULT_STORE,
     ),
     Engine(
         "qdrant", "smec_vdb.adapters.qdrant:QdrantBackend", "a Qdrant server, or qdrant-client's embedded local mode",

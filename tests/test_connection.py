@@ -43,6 +43,7 @@ def test_an_http_url_is_ambiguous_unless_the_engine_is_named():
     ("ftp://h/x", None, "unknown scheme 'ftp'"),
     ("./store", None, "names no engine"),
     ("", None, "non-empty string"),
+    ("milvus:///", None, "names no path and no host"),
     ("qdrant-edge:///x", "qdrant-edge", None),  # consistent: accepted
 ])
 def test_conflicting_or_unknown_locations_are_errors(location, backend, message):
@@ -61,7 +62,9 @@ def test_arguments_the_engine_cannot_take_are_refused():
         (lambda: Connection("qdrant"), r"needs a path \(a directory, or :memory:\) or a url \(http://host:6333; env QDRANT_URL\)"),
         (lambda: Connection.resolve("qdrant-edge", path="x", prefer_grpc=True), "options of backend 'qdrant'"),
         (lambda: Connection.resolve("milvus", url="http://h:1", api_key="k"), "takes no option 'api_key'.*token"),
-        (lambda: Connection.resolve("qdrant", path="p", timeout=5), "applies to a server url"),
+        (lambda: Connection.resolve("qdrant", path="p", timeout=5), "timeout applies to a server url"),
+        (lambda: Connection("milvus", path="x.db", credential="t0ken"), "token applies to a server url"),
+        (lambda: Connection("qdrant-edge", path="x", credential="k"), "'qdrant-edge' takes no credential"),
         (lambda: Connection.resolve("qdrant", url="http://h:1", timeout=-1), "positive number of seconds"),
         (lambda: Connection.resolve("qdrant", url="http://h:1", prefer_grpc="yes"), "true or false"),
     ):
