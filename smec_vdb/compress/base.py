@@ -118,6 +118,8 @@ class Compressor(nn.Module):
         self.input_dim = int(input_dim)
         self.dims = validate_schedule(self.input_dim, dims)
         self.training_info: dict[str, Any] = {}
+        #: the folder it was loaded from or last saved to (None: only in memory); collections record it
+        self.path: Path | None = None
 
     # -- what subclasses provide ------------------------------------------------------
     @classmethod
