@@ -76,6 +76,7 @@ def _register_commands() -> None:
     search.register(app)
     inspect.register(app)
     __import__("smec_vdb.cli.extend", fromlist=["register"]).register(app)
+    __import__("smec_vdb.cli.compressors", fromlist=["register"]).register(app)
 
 
 #: loggers of the embedded engines: they log (with tracebacks) each failure that reaches us as an exception
