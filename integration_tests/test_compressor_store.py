@@ -9,6 +9,7 @@ compressor until it is migrated to a new one, and gc deletes a compressor only o
 
 from __future__ import annotations
 
+import uuid
 from pathlib import Path
 
 import numpy as np
@@ -32,9 +33,13 @@ def clustered(seed: int) -> np.ndarray:
     return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
 
 
-def docs_store(path: Path, seed: int):
-    """A qdrant-edge store holding a collection ``docs`` (as ``smec-vdb demo`` makes one)."""
-    b = open_backend("qdrant-edge", path=str(path))
+#: embedded engine → the store path under a folder
+STORES = {"qdrant-edge": "edge", "milvus": "milvus.db"}
+
+
+def docs_store(engine: str, root: Path, seed: int):
+    """An embedded store holding a collection ``docs`` (as ``smec-vdb demo`` makes one)."""
+    b = open_backend(engine, path=str(root / STORES[engine]))
     b.create_collection("docs", CollectionSchema((Resolution("emb", WIDTH),)))
     b.upsert("docs", Batch(list(range(N)), {"emb": clustered(seed)}, [{"i": i} for i in range(N)]))
     return b
@@ -45,9 +50,10 @@ def options(compressors: Path, **kw) -> MigrationOptions:
                                       min_recall=0.3, compressor_store=str(compressors)), **kw})
 
 
-def test_two_stores_migrating_docs_with_the_same_options_keep_their_own_compressor(tmp_path):
+@pytest.mark.parametrize("engine", sorted(STORES))
+def test_two_stores_migrating_docs_with_the_same_options_keep_their_own_compressor(tmp_path, engine):
     compressors = tmp_path / "smec_compressors"
-    first, second = docs_store(tmp_path / "a", seed=1), docs_store(tmp_path / "b", seed=2)
+    first, second = docs_store(engine, tmp_path / "a", seed=1), docs_store(engine, tmp_path / "b", seed=2)
     try:
         one = migrate(first, options(compressors))
         two = migrate(second, options(compressors))
@@ -59,7 +65,7 @@ def test_two_stores_migrating_docs_with_the_same_options_keep_their_own_compress
         assert again["already_complete"] and again["verification"]["passed"] and not again["compressor"]["trained_now"]
         assert migrate(first, options(compressors, check=True))["in_sync"]
         assert one["plan"] != two["plan"] and one["compressor"]["path"] != two["compressor"]["path"]
-        assert one["target"]["store"] == f"qdrant-edge {(tmp_path / 'a').resolve()}"
+        assert one["target"]["store"] == f"{first.target} {(tmp_path / 'a' / STORES[engine]).resolve()}"
     finally:
         first.close()
         second.close()
@@ -70,7 +76,7 @@ def test_a_collection_keeps_its_compressor_until_migrated_to_an_extended_one_the
     from smec_vdb.train.smrl import extend_smec
 
     compressors = tmp_path / "smec_compressors"
-    b = docs_store(tmp_path / "edge", seed=3)
+    b = docs_store("qdrant-edge", tmp_path, seed=3)
     try:
         first = migrate(b, options(compressors, swap_alias="live"))
         old_path = Path(first["compressor"]["path"])
@@ -94,4 +100,33 @@ def test_a_collection_keeps_its_compressor_until_migrated_to_an_extended_one_the
         assert [e.hash for e in report.deleted] == [old_path.name] and new_path.is_dir() and not old_path.exists()
         assert SmecCollection.open(b, "live").search(x[9], k=1)[0].id == 9
     finally:
+        b.close()
+
+
+@pytest.mark.server
+@pytest.mark.parametrize("uri_fixture", ["milvus_server_uri", "milvus_lite_server_uri"])
+def test_gc_pointed_at_a_milvus_server_keeps_and_refuses_what_its_collections_record(request, uri_fixture, tmp_path):
+    from smec_vdb.cli.app import _register_commands, app
+    from smec_vdb.compress.smec import SMECCompressor
+    from typer.testing import CliRunner
+
+    uri = request.getfixturevalue(uri_fixture)
+    store = CompressorStore(tmp_path / "store")
+    used, unused = store.put(SMECCompressor(WIDTH, [12])), store.put(SMECCompressor(WIDTH, [12], use_ads=False))
+    b = open_backend("milvus", url=uri)
+    name = f"smectest_{uuid.uuid4().hex[:12]}"
+    try:
+        SmecCollection.create(b, name, load(used), keep_full=False)  # one vector field: the 2.3.5 server's limit
+        where = f"{b.target} {b.location}"
+        _register_commands()
+        common = ["--compressor-store", str(store.root), "--collections-in", f"milvus:{uri}"]
+        refused = CliRunner().invoke(app, ["compressors", "gc", used.name[:8], *common])
+        assert isinstance(refused.exception, CompressorInUseError)
+        assert f"{name} (collection) in {where}" in str(refused.exception) and used.is_dir()
+        result = CliRunner().invoke(app, ["compressors", "gc", *common, "--min-age", "0"])
+        assert result.exit_code == 0, result.output
+        assert result.output.startswith("checked ") and f" in {where}" in result.output.splitlines()[0]
+        assert f"deleted {unused.name}" in result.output and used.is_dir() and not unused.exists()
+    finally:
+        b.drop(name)
         b.close()
