@@ -37,7 +37,8 @@ def fsync_dir(path: Path) -> None:
 
 
 def atomic_write(path: Path, data: bytes) -> None:
-    """Replace ``path`` with ``data`` atomically (the parent directory must exist)."""
+    """Replace ``path`` with ``data`` atomically (the parent directory must exist). The rename is not
+    fsynced: after a power loss a reader may see the old file, never a mix."""
     tmp = temporary_name(path)
     try:
         write_new(tmp, data)
@@ -45,4 +46,3 @@ def atomic_write(path: Path, data: bytes) -> None:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    fsync_dir(path.parent)
