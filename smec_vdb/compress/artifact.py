@@ -17,9 +17,8 @@ compressor is left as it is.
 before allocating anything sized by it: a manifest or weights file that is not a regular file
 inside the folder (absolute paths, ``..``, symlinks leading out, devices, FIFOs); a manifest over
 :data:`MAX_MANIFEST_BYTES`; an input dim over :data:`MAX_INPUT_DIM` or more than
-:data:`MAX_STAGES` dims; declared tensors (the method's module built from the config on torch's
-``meta`` device, which allocates nothing) over :data:`MAX_WEIGHTS_BYTES` or larger than the
-weights file; a safetensors header whose length, dtypes, shapes or offsets disagree with those
+:data:`MAX_STAGES` dims; declared tensors (the method's :meth:`~smec_vdb.compress.base.Compressor.tensor_shapes` of the config,
+which allocates nothing) over :data:`MAX_WEIGHTS_BYTES` or larger than the weights file; a safetensors header whose length, dtypes, shapes or offsets disagree with those
 tensors or the file. Only then is the file read (once), its sha256 checked and the tensors loaded.
 Nothing in a folder is executed: JSON and safetensors only, the class found by name in
 :mod:`smec_vdb.compress.registry`.
@@ -266,21 +265,16 @@ def _check_shapes(manifest: dict[str, Any], path: Path) -> None:
 
 
 def _declared_tensors(cls: type[Compressor], manifest: dict[str, Any], root: Path) -> dict[str, tuple[str, list[int]]]:
-    """name → (safetensors dtype, shape) of the module the config builds, built on the meta device."""
+    """name → (safetensors dtype, shape) of the tensors the config declares (nothing allocated)."""
     try:
-        with torch.device("meta"):
-            skeleton = cls.from_config(manifest["config"])
+        shapes = cls.tensor_shapes(manifest["config"])
     except (SmecError, RuntimeError, KeyError, TypeError, ValueError, IndexError, OverflowError) as e:
         raise ArtifactError(f"incompatible compressor at {root}: {str(e)[:200]}") from None
-    if skeleton.input_dim != manifest["input_dim"] or list(skeleton.dims) != manifest["dims"]:
-        raise ArtifactError(f"compressor at {root}: manifest says {manifest['input_dim']}->{manifest['dims']}, "
-                            f"its config gives {skeleton.input_dim}->{list(skeleton.dims)}")
-    state = skeleton.state_dict()
-    if not state:
+    if not shapes:
         return {_EMPTY: ("F32", [0])}
-    if any(t.dtype not in _DTYPES for t in state.values()):
+    if any(dtype not in _DTYPES for dtype, _ in shapes.values()):
         raise ArtifactError(f"compressor at {root}: method {manifest['method']!r} has tensors of unsupported dtypes")
-    return {k: (_DTYPES[t.dtype], list(t.shape)) for k, t in state.items()}
+    return {k: (_DTYPES[dtype], list(shape)) for k, (dtype, shape) in shapes.items()}
 
 
 def _nbytes(dtype: str, shape: list[int]) -> int:
@@ -363,6 +357,9 @@ def load(directory: str | Path, *, device: str | torch.device = "cpu") -> Compre
         comp.load_state_dict(state, strict=True)
     except (SmecError, SafetensorError, RuntimeError, KeyError, TypeError, ValueError) as e:
         raise ArtifactError(f"incompatible compressor at {root}: {str(e)[:200]}") from e
+    if comp.input_dim != manifest["input_dim"] or list(comp.dims) != manifest["dims"]:
+        raise ArtifactError(f"compressor at {root}: manifest says {manifest['input_dim']}->{manifest['dims']}, "
+                            f"its config gives {comp.input_dim}->{list(comp.dims)}")
     comp.training_info = dict(manifest.get("training") or {})
     comp.path = root
     comp.eval()

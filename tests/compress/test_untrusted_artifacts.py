@@ -238,3 +238,19 @@ def test_a_valid_folder_still_loads_and_remembers_its_path(tmp_path):
     comp.save(tmp_path / "c")
     loaded = smec_vdb.load(tmp_path / "c")
     assert loaded.manifest_hash == comp.manifest_hash and loaded.path == (tmp_path / "c").resolve()
+
+
+@pytest.mark.parametrize("method", ["smec", "pca", "select", "matryoshka-adaptor", "search-adaptor", "linear-adaptor",
+                                    "truncate"])
+def test_the_declared_tensors_are_those_the_config_builds(method):
+    """``tensor_shapes`` (SMEC's computed directly) names exactly the tensors ``from_config`` allocates."""
+    from smec_vdb.compress.registry import method_class
+
+    cls = method_class(method)
+    configs = [{"input_dim": 16, "dims": [8, 4]}]
+    if method == "smec":
+        configs = [{**configs[0], "use_ads": ads, **extra} for ads in (True, False)
+                   for extra in ({}, {"sources": [0, 0]}, {"sources": [0, 1]})]
+    for config in configs:
+        built = cls.from_config(config).state_dict()
+        assert cls.tensor_shapes(config) == {k: (t.dtype, tuple(t.shape)) for k, t in built.items()}, config
