@@ -35,6 +35,7 @@ Example::
 from __future__ import annotations
 
 import math
+import os
 from typing import Any, Mapping, Sequence
 
 import numpy as np
@@ -58,7 +59,7 @@ from smec_vdb.adapters.milvus_version import MilvusCapabilities
 from smec_vdb.adapters.rerank import Candidates, rescore
 from smec_vdb.adapters.validation import check_batch, check_filter, check_id, check_limit, check_query, check_stages
 from smec_vdb.backend import ClosingContext, Batch, CollectionSchema, Distance, Filter, Hit, Point, PointId, SearchStage
-from smec_vdb.errors import CollectionExistsError, CollectionNotFoundError, ConfigError, DataError
+from smec_vdb.errors import CollectionExistsError, CollectionNotFoundError, ConfigError, DataError, public_url
 from smec_vdb.filters import matches
 from smec_vdb.layout import check_engine_support
 
@@ -83,6 +84,7 @@ class MilvusBackend(ClosingContext):
         self.uri = location(uri, url, path)
         self._conn = MilvusConnection(self.uri, token, max_vector_fields=max_vector_fields, timeout=timeout)
         self.target = self._conn.target
+        self.location = os.path.abspath(self.uri.rstrip("/")) if self.target == "milvus-lite" else public_url(self.uri)
         self.capabilities: MilvusCapabilities = self._conn.capabilities
         #: vector fields one collection may have: the server's proxy.maxVectorFieldNum, 1 before Milvus 2.4
         self.max_vector_fields = self._conn.max_vector_fields

@@ -25,6 +25,7 @@ Example::
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Any, Sequence, cast
 
 import numpy as np
@@ -67,7 +68,7 @@ from smec_vdb.adapters.validation import (
     check_stages,
 )
 from smec_vdb.layout import placements
-from smec_vdb.errors import CollectionExistsError, CollectionNotFoundError, ConfigError, ServerVersionError
+from smec_vdb.errors import CollectionExistsError, CollectionNotFoundError, ConfigError, ServerVersionError, public_url
 
 SCHEMA_KEY = "_smec_schema"
 #: seconds per request on a server (qdrant-client would otherwise use httpx's 5 s)
@@ -105,6 +106,7 @@ class QdrantBackend(ClosingContext):
         self._models = models
         self.local = url is None
         self.target = "qdrant-local" if self.local else "qdrant-server"
+        self.location = public_url(url) if url is not None else path if path == ":memory:" else str(Path(cast(str, path)).resolve())
         self._engine = f"qdrant ({url or path})"
         self._schemas: dict[str, CollectionSchema] = {}
         self._grpc = prefer_grpc

@@ -119,6 +119,7 @@ class QdrantEdgeBackend(ClosingContext):
 
         self._edge = qdrant_edge
         self.store = Path(path)
+        self.location = str(self.store.resolve())
         self._engine = f"qdrant-edge ({self.store})"
         self._shards: dict[str, Any] = {}
         self._schemas: dict[str, CollectionSchema] = {}

@@ -168,6 +168,9 @@ class Backend(Protocol):
 
     #: target name, e.g. "qdrant-edge", "qdrant-local", "qdrant-server", "milvus-lite", "milvus-server"
     target: str
+    #: where this engine instance is, without credentials: a server's URL (``public_url``) or the absolute
+    #: path of an embedded store; with ``target``, a store's identity (plan ids, compressor gc reports)
+    location: str
     #: whether create_alias/switch_alias/resolve_alias are supported
     supports_aliases: bool
 

@@ -100,9 +100,12 @@ class MigrationOptions:
     def target_name(self) -> str:
         return self.target or f"{self.source}_smec"
 
-    def plan_id(self, vector: str) -> str:
-        """Identifies a run: a checkpoint is only resumed by the same plan."""
+    def plan_id(self, vector: str, source_store: str, target_store: str) -> str:
+        """Identifies a run: a checkpoint is only resumed by the same plan. ``source_store`` and
+        ``target_store`` name the engine stores (engine and location, no credentials), so migrations of
+        same-named collections in two stores never share a plan."""
         key = {"source": self.source, "target": self.target_name, "vector": vector, "dim": self.dim,
+               "source_store": source_store, "target_store": target_store,
                "dims": self.dims, "compressor": self.compressor, "keep_full": self.keep_full,
                "train_sample": self.train_sample, "seed": self.seed, "train": self.train_options,
                "layout": None if self.layout is None else self.layout.to_json()}

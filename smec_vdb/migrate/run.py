@@ -24,12 +24,11 @@ from __future__ import annotations
 import time
 from typing import Any, Callable
 
-from pathlib import Path
-
 import numpy as np
 
 from smec_vdb.backend import Backend, Point
 from smec_vdb.collection import COMPRESSOR_KEY, FULL, SmecCollection
+from smec_vdb.compress.store import CompressorStore, store_name
 from smec_vdb.errors import CollectionExistsError, ConfigError, MigrationError, VerificationError
 from smec_vdb.layout import check_engine_support, default_layout
 from smec_vdb.migrate.copy import copy, refuse_bad, write_points
@@ -114,7 +113,7 @@ def migrate(
         raise MigrationError(f"source {opts.source!r} is empty: nothing to migrate")
     opts.check_width(info.width)
     check_engine_support(target.target, opts.layout, opts.index.kind)  # before training or writing
-    plan = opts.plan_id(info.vector)
+    plan = opts.plan_id(info.vector, store_name(source), store_name(target))
     name = opts.target_name
     state, checkpoint, drop_first = prepare_target(target, info, opts, plan)
     if opts.check and state != "complete":
@@ -130,13 +129,9 @@ def migrate(
         target.drop(name)
     t0 = time.perf_counter()
     comp = obtain_compressor(planned, opts, progress, should_stop)  # a stop here leaves nothing written
-    if planned.reused is not None:
-        comp_path = planned.reused[1]
-    else:
-        comp_path = Path(opts.compressor_store) / f"{name}-{plan}"
-        comp.save(comp_path)
+    # a trained compressor goes to the content-addressed store: never over another one (compress/store.py)
+    comp_path = planned.reused[1].resolve() if planned.reused is not None else CompressorStore(opts.compressor_store).put(comp)
     timer.add("train", t0)
-    comp_path = comp_path.resolve()
     schema, reused = planned.schema, planned.reused
 
     resync: dict[str, Any] | None = None
@@ -172,10 +167,10 @@ def migrate(
     timer.add("verify", t0)
     total = time.perf_counter() - started
     report = {
-        "source": info.as_dict(),
+        "source": {**info.as_dict(), "store": store_name(source)},
         "target": {"collection": name, "resolutions": {r.name: r.dim for r in col.resolutions},
                    "carried": {r.name: r.dim for r in info.carried}, "sparse": list(info.schema.sparse),
-                   "id_type": col.schema.id_type, "backend": target.target},
+                   "id_type": col.schema.id_type, "backend": target.target, "store": store_name(target)},
         "compressor": {"path": str(comp_path), "hash": comp.manifest_hash, "method": comp.method,
                        "dims": list(comp.dims), "trained_now": reused is None},
         "plan": plan,
