@@ -77,6 +77,7 @@ from smec_vdb.backend import (
     Filter,
     Hit,
     IndexParams,
+    PayloadLimits,
     PayloadType,
     Point,
     PointId,
@@ -89,6 +90,7 @@ from smec_vdb.adapters.milvus_version import LITE, MilvusCapabilities, capabilit
 from smec_vdb.adapters.rerank import Candidates, rescore
 from smec_vdb.filters import And, AnyOf, Condition, Not, Or, matches
 from smec_vdb.adapters.validation import (
+    CheckedBatch,
     check_batch,
     check_filter,
     check_id,
@@ -172,9 +174,17 @@ def literal(value: PointId | float | bool) -> str:
     return json.dumps(str(value), ensure_ascii=False)
 
 
+#: payload index types a typed column holds (others, e.g. Qdrant's text or geo, get none: filters read the JSON)
+COLUMN_KINDS = ("keyword", "integer", "float", "bool")
+#: a Milvus server refuses a JSON value longer than this (``length (66687) of json field (value) exceeds
+#: max length (65536)``, measured on 2.3.5); Milvus Lite has no such limit
+SERVER_JSON_BYTES = 65536
+
+
 def indexed_columns(payload_indexes: Mapping[str, PayloadType]) -> dict[str, tuple[str, PayloadType]]:
     """Payload key -> (typed column name, type) for the ``payload_indexes`` keys that are identifiers."""
-    return {key: (f"{PAYLOAD_FIELD}_{key}", kind) for key, kind in payload_indexes.items() if IDENTIFIER.fullmatch(key)}
+    return {key: (f"{PAYLOAD_FIELD}_{key}", kind) for key, kind in payload_indexes.items()
+            if IDENTIFIER.fullmatch(key) and kind in COLUMN_KINDS}
 
 
 def fits(kind: PayloadType, value: Any) -> bool:
@@ -406,7 +416,39 @@ class MilvusBackend:
         self._check_layout("", schema)
 
     def check_points(self, schema: CollectionSchema, batch: Batch) -> None:
-        _check_id_range(schema, check_batch(schema, batch).ids)
+        self._checked(schema, batch)
+
+    def _checked(self, schema: CollectionSchema, batch: Batch) -> CheckedBatch:
+        """The validated batch, or what Milvus would refuse: an id beyond 64 bits, a point lacking a vector
+        field, a payload over the server's JSON limit."""
+        checked = check_batch(schema, batch)
+        _check_id_range(schema, checked.ids)
+        for name, flags in checked.absent.items():
+            raise DataError(f"point {checked.ids[flags.index(True)]!r} has no {name!r} vector: Milvus stores every "
+                            "vector field on every row")
+        limits = self.payload_limits(schema)
+        for point_id, payload in zip(checked.ids, checked.payloads):
+            if (problem := limits.problem(payload)) is not None:
+                raise DataError(f"payload of id {point_id!r}: {problem}; {self.target} cannot store it")
+        return checked
+
+    def payload_limits(self, schema: CollectionSchema) -> PayloadLimits:
+        """A server: the payload is one JSON field of at most 65,536 bytes; Milvus Lite: no limit of its own."""
+        return PayloadLimits() if self.capabilities.release is None else PayloadLimits(max_json_bytes=SERVER_JSON_BYTES)
+
+    def mapping_notes(self, schema: CollectionSchema) -> dict[str, str]:
+        notes = {"payload": f"one JSON field {PAYLOAD_FIELD!r} holds every payload key"}
+        columns = indexed_columns(schema.payload_indexes) if self.capabilities.nullable_columns else {}
+        others = sorted(k for k in schema.payload_indexes if k not in columns)
+        if others:
+            reason = ("no typed columns before Milvus 2.5 (no nullable fields)" if not self.capabilities.nullable_columns
+                      else "no typed column for these types or keys")
+            notes["payload_indexes"] = f"{others} recorded, not built: {reason}; filters read the JSON payload"
+        if schema.sharding:
+            notes["sharding"] = "not kept: the target's default shards"
+        if schema.partitions:
+            notes["partitions"] = "not kept: every point in the default partition"
+        return notes
 
     def schema(self, collection: str) -> CollectionSchema:
         return self._layout(collection).schema
@@ -435,8 +477,7 @@ class MilvusBackend:
     def upsert(self, collection: str, batch: Batch) -> None:
         layout = self._layout(collection)
         layout.writable(self.target, collection)
-        checked = check_batch(layout.schema, batch)
-        _check_id_range(layout.schema, checked.ids)
+        checked = self._checked(layout.schema, batch)
         names = layout.vector_names
         columns = list(layout.columns.items())
         row_bytes = 4 * sum(r.dim for r in layout.schema.resolutions)
@@ -705,6 +746,10 @@ class MilvusBackend:
                 "resolutions, or raise proxy.maxVectorFieldNum in the server's milvus.yaml and pass "
                 "MilvusBackend(..., max_vector_fields=N)"
             )
+        odd = [r.describe() for r in schema.resolutions if not r.plain]
+        if odd:
+            raise ConfigError(f"{self.target}: smec-vdb writes FLOAT_VECTOR fields only (one float32 vector per row), "
+                              f"not {', '.join(odd)}")
         if any(r.distance == "manhattan" for r in schema.resolutions) or schema.distance == "manhattan":
             raise ConfigError(f"{self.target}: Milvus has no Manhattan (L1) metric for dense vectors")
         for name in [*(r.name for r in schema.resolutions), *schema.sparse]:
@@ -830,7 +875,7 @@ def _layout_from_engine(described: Mapping[str, Any], metrics: Mapping[str, str]
     dense = [f for f in fields if f["type"] == DataType.FLOAT_VECTOR]
     sparse = tuple(f["name"] for f in fields if f["type"] == DataType.SPARSE_FLOAT_VECTOR)
     other_vectors = [f["name"] for f in fields if f["type"] in (DataType.BINARY_VECTOR, DataType.FLOAT16_VECTOR,
-                                                                DataType.BFLOAT16_VECTOR)]
+                                                                DataType.BFLOAT16_VECTOR, DataType.INT8_VECTOR)]
     if not dense:
         raise ConfigError(f"collection {name!r} has no FLOAT_VECTOR field to compress")
     if other_vectors:
