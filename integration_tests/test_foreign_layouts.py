@@ -137,10 +137,10 @@ def migrate_into(kind: str, tmp_path: Path, source_engine: str, source_path: Pat
 
 
 def same_payload(a: dict, b: dict) -> bool:
-    """Equal, types included; floats within 2 ulp (qdrant-edge-py 0.9 rounds some doubles when storing)."""
+    """Equal, types included; floats within 1 ulp (qdrant-edge-py 0.9 rounds some doubles when storing)."""
     from smec_vdb.migrate.verify import same_content
 
-    return same_content(a, b)
+    return same_content(a, b, ulps=1)
 
 
 @pytest.mark.parametrize("kind", ["qdrant-edge", "qdrant-local"])
