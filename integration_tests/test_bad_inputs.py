@@ -227,7 +227,8 @@ def test_unicode_uuid_and_awkward_string_ids(tmp_path, compressor):
 
 
 class FullDisk:
-    """A backend whose upserts fail with ENOSPC after ``ok_batches`` (mapped like any engine error)."""
+    """A backend whose upserts into the target fail with ENOSPC after ``ok_batches`` (mapped like any engine
+    error); the plan's engine probe writes its scratch collection before that."""
 
     def __init__(self, backend, ok_batches: int) -> None:
         self._backend, self._left = backend, ok_batches
@@ -236,6 +237,8 @@ class FullDisk:
         return getattr(self._backend, name)
 
     def upsert(self, collection: str, batch: Batch) -> None:
+        if collection != TARGET:
+            return self._backend.upsert(collection, batch)
         if self._left <= 0:
             with engine_errors("fault-injecting writer", collection):
                 raise OSError(errno.ENOSPC, "No space left on device")
