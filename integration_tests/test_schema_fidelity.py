@@ -238,7 +238,8 @@ def simple_qdrant_source(path: Path, n: int = N) -> None:
 
     client = QdrantClient(path=str(path))
     client.create_collection("docs", vectors_config=models.VectorParams(size=WIDTH, distance=models.Distance.COSINE))
-    client.upsert("docs", [models.PointStruct(id=i, vector=row.tolist(), payload={"n": i})
+    floats = np.random.default_rng(1).normal(size=n) * 1000  # about 1 in 8 such doubles qdrant-edge rounds by 1 ulp
+    client.upsert("docs", [models.PointStruct(id=i, vector=row.tolist(), payload={"n": i, "f": float(floats[i])})
                            for i, row in enumerate(vectors(n))])
     client.close()
 
