@@ -9,7 +9,7 @@ A carried vector also keeps its storage: datatype (float16, uint8) and multivect
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 from smec_vdb.backend import IndexParams, Resolution, SearchStage
 from smec_vdb.errors import ConfigError
@@ -35,33 +35,33 @@ def edge_quantization(e: Any, q: Quantization) -> Any:
     return None
 
 
-_EDGE_DATATYPES = {"uint8": "Uint8", "float16": "Float16"}
-_CLIENT_DATATYPES = {"uint8": "UINT8", "float16": "FLOAT16"}
+#: the vector datatypes Qdrant stores besides float32
+_DATATYPES = ("uint8", "float16")
+
+
+def storage(r: Resolution, datatype: Callable[[str], Any], max_sim: Callable[[], Any]) -> dict[str, Any]:
+    """Vector-params keywords for a vector's datatype and multivector config ({} for a plain one);
+    ``datatype`` makes the engine's datatype from its name, ``max_sim`` the max-sim multivector config."""
+    out: dict[str, Any] = {}
+    if r.datatype != "float32":
+        out["datatype"] = datatype(r.datatype)
+    if r.multivector:
+        out["multivector_config"] = max_sim()
+    return out
 
 
 def edge_storage(e: Any, r: Resolution) -> dict[str, Any]:
-    """``EdgeVectorParams`` keywords for a vector's datatype and multivector config ({} for a plain one)."""
-    out: dict[str, Any] = {}
-    if r.datatype != "float32":
-        out["datatype"] = getattr(e.VectorStorageDatatype, _EDGE_DATATYPES[r.datatype])
-    if r.multivector:
-        out["multivector_config"] = e.MultiVectorConfig(comparator=e.MultiVectorComparator.MaxSim)
-    return out
+    return storage(r, lambda name: getattr(e.VectorStorageDatatype, name.capitalize()),
+                   lambda: e.MultiVectorConfig(comparator=e.MultiVectorComparator.MaxSim))
 
 
 def client_storage(m: Any, r: Resolution) -> dict[str, Any]:
-    """qdrant-client ``VectorParams`` keywords for a vector's datatype and multivector config."""
-    out: dict[str, Any] = {}
-    if r.datatype != "float32":
-        out["datatype"] = getattr(m.Datatype, _CLIENT_DATATYPES[r.datatype])
-    if r.multivector:
-        out["multivector_config"] = m.MultiVectorConfig(comparator=m.MultiVectorComparator.MAX_SIM)
-    return out
+    return storage(r, m.Datatype, lambda: m.MultiVectorConfig(comparator=m.MultiVectorComparator.MAX_SIM))
 
 
 def check_storage(r: Resolution, engine: str) -> None:
     """ConfigError for a datatype Qdrant does not have (int8, bfloat16, binary)."""
-    if r.datatype not in ("float32", *_EDGE_DATATYPES):
+    if r.datatype not in ("float32", *_DATATYPES):
         raise ConfigError(f"{engine}: vector {r.name!r} is {r.datatype}, which Qdrant cannot store (it has float32, "
                           "float16 and uint8 vectors)")
 

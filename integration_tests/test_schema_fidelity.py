@@ -13,35 +13,23 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_foreign_layouts import WIDTH, opts, vectors
+from test_foreign_layouts import WIDTH, migrate_into, open_target, opts, vectors
 
 from smec_vdb.adapters import open_backend
 from smec_vdb.errors import DataError, InvalidVectorError, MigrationError, UnsupportedSourceError
 from smec_vdb.migrate import MigrationOptions, migrate
 
 N = 300
-STORES = {"qdrant-edge": ("qdrant-edge", "edge"), "qdrant-local": ("qdrant", "qt"), "milvus-lite": ("milvus", "mt.db")}
-
-
-def open_store(kind: str, root: Path):
-    engine, where = STORES[kind]
-    return open_backend(engine, path=str(root / where))
 
 
 def run(tmp_path: Path, kind: str, source_path: Path, **kw) -> dict:
     """``migrate`` from the qdrant-client source at ``source_path`` into a fresh ``kind`` store."""
-    source = open_backend("qdrant", path=str(source_path))
-    target = open_store(kind, tmp_path)
-    try:
-        return migrate(source, opts(tmp_path, **kw), target_backend=target)
-    finally:
-        source.close()
-        target.close()
+    return migrate_into(kind, tmp_path, "qdrant", source_path, **kw)
 
 
 def nothing_left(tmp_path: Path, kind: str) -> None:
     """A refusal leaves no target, no scratch collection and no trained compressor behind."""
-    target = open_store(kind, tmp_path)
+    target = open_target(kind, tmp_path)
     try:
         assert target.list_collections() == []
     finally:
@@ -303,7 +291,7 @@ def test_a_refusal_on_restart_keeps_the_target_that_was_there(tmp_path):
 
     simple_qdrant_source(tmp_path / "q")
     source = open_backend("qdrant", path=str(tmp_path / "q"))
-    target = open_store("qdrant-edge", tmp_path)
+    target = open_target("qdrant-edge", tmp_path)
     try:
         migrate(source, opts(tmp_path, source="docs"), target_backend=target)
     finally:
@@ -313,7 +301,7 @@ def test_a_refusal_on_restart_keeps_the_target_that_was_there(tmp_path):
     client.upsert("docs", [models.PointStruct(id=5, vector=vectors(1)[0].tolist(), payload={"n": float("nan")})])
     client.close()
     source = open_backend("qdrant", path=str(tmp_path / "q"))
-    target = open_store("qdrant-edge", tmp_path)
+    target = open_target("qdrant-edge", tmp_path)
     try:
         with pytest.raises(DataError, match="JSON cannot hold"):
             migrate(source, opts(tmp_path, source="docs", restart=True), target_backend=target)
@@ -341,7 +329,7 @@ def test_check_finds_a_one_ulp_payload_edit_and_a_1e_6_vector_edit(tmp_path, kin
 
     simple_qdrant_source(tmp_path / "q")
     source = open_backend("qdrant", path=str(tmp_path / "q"))
-    target = open_store(kind, tmp_path)
+    target = open_target(kind, tmp_path)
     try:
         report = migrate(source, opts(tmp_path, source="docs"), target_backend=target)
     finally:
@@ -361,7 +349,7 @@ def test_check_finds_a_one_ulp_payload_edit_and_a_1e_6_vector_edit(tmp_path, kin
     client.upsert("docs", [models.PointStruct(id=9, vector=edited.tolist(), payload=p9.payload)])
     client.close()
     source = open_backend("qdrant", path=str(tmp_path / "q"))
-    target = open_store(kind, tmp_path)
+    target = open_target(kind, tmp_path)
     try:
         check = migrate(source, opts(tmp_path, source="docs", check=True), target_backend=target)
         differences, first = check["drift"]["differences"], check["drift"]["first_ids"]
