@@ -38,27 +38,30 @@ def nothing_left(tmp_path: Path, kind: str) -> None:
 
 
 # -- Qdrant sources made with qdrant-client --------------------------------------------------------------
-def qdrant_rich_source(path: Path, sparse_only: set[int] = frozenset(), payloads: dict | None = None) -> None:
-    """Named vectors as qdrant-client's docs make them: a cosine ``dense`` vector, a uint8 and a float16
-    vector, a ColBERT multivector (``MultiVectorConfig(MAX_SIM)``), a sparse ``bm25``; the points in
-    ``sparse_only`` have only the sparse vector (a hybrid collection's keyword-only documents)."""
+def qdrant_rich_source(path: Path, sparse_only: set[int] = frozenset(), payloads: dict | None = None,
+                       extras: bool = True) -> None:
+    """Named vectors as qdrant-client's docs make them: a cosine ``dense`` vector, a sparse ``bm25`` and (with
+    ``extras``) a uint8 and a float16 vector and a ColBERT multivector (``MultiVectorConfig(MAX_SIM)``); the
+    points in ``sparse_only`` have only the sparse vector (a hybrid collection's keyword-only documents)."""
     from qdrant_client import QdrantClient, models
 
     client = QdrantClient(path=str(path))
-    client.create_collection("src", vectors_config={
-        "dense": models.VectorParams(size=WIDTH, distance=models.Distance.COSINE),
-        "u8": models.VectorParams(size=6, distance=models.Distance.DOT, datatype=models.Datatype.UINT8),
-        "f16": models.VectorParams(size=6, distance=models.Distance.DOT, datatype=models.Datatype.FLOAT16),
-        "colbert": models.VectorParams(size=8, distance=models.Distance.COSINE,
-                                       multivector_config=models.MultiVectorConfig(
-                                           comparator=models.MultiVectorComparator.MAX_SIM)),
-    }, sparse_vectors_config={"bm25": models.SparseVectorParams()})
+    config = {"dense": models.VectorParams(size=WIDTH, distance=models.Distance.COSINE)}
+    if extras:
+        config.update(
+            u8=models.VectorParams(size=6, distance=models.Distance.DOT, datatype=models.Datatype.UINT8),
+            f16=models.VectorParams(size=6, distance=models.Distance.DOT, datatype=models.Datatype.FLOAT16),
+            colbert=models.VectorParams(size=8, distance=models.Distance.COSINE, multivector_config=models.MultiVectorConfig(
+                comparator=models.MultiVectorComparator.MAX_SIM)))
+    client.create_collection("src", vectors_config=config, sparse_vectors_config={"bm25": models.SparseVectorParams()})
     x = vectors(N)
     points = []
     for i in range(N):
         vector = {"bm25": models.SparseVector(indices=[i % 11, 200 + i], values=[0.5, 0.25])}
         if i not in sparse_only:
-            vector.update(dense=x[i].tolist(), u8=[float((i * k) % 256) for k in range(6)],
+            vector["dense"] = x[i].tolist()
+        if i not in sparse_only and extras:
+            vector.update(u8=[float((i * k) % 256) for k in range(6)],
                           f16=[0.25 * ((i + k) % 9) - 1.0 for k in range(6)],  # float16 holds these exactly
                           colbert=token_vectors(i).tolist())
         points.append(models.PointStruct(id=i, vector=vector, payload=(payloads or {}).get(i, {"n": i, "f": i / 7})))
@@ -151,7 +154,7 @@ def test_a_multivector_milvus_cannot_hold_is_refused_in_the_plan_and_can_be_left
     TypeError."""
     qdrant_rich_source(tmp_path / "q")
     with pytest.raises(UnsupportedSourceError, match=r"'colbert' 8-d multivector.*leave_out"):
-        run(tmp_path, "milvus-lite", tmp_path / "q", vector="dense", leave_out=("u8", "f16"))
+        run(tmp_path, "milvus-lite", tmp_path / "q", vector="dense")
     nothing_left(tmp_path, "milvus-lite")
     with pytest.raises(UnsupportedSourceError, match="multivector"):
         run(tmp_path, "milvus-lite", tmp_path / "q", vector="colbert")
@@ -173,8 +176,8 @@ def test_a_multivector_milvus_cannot_hold_is_refused_in_the_plan_and_can_be_left
 def test_sparse_only_points_of_a_hybrid_collection_are_carried_without_compressed_vectors(tmp_path, kind):
     """Before: ``internal error: KeyError: 'dense'`` in the survey, also with ``--on-bad-vector skip``."""
     lonely = {3, 50, 51, 299}
-    qdrant_rich_source(tmp_path / "q", sparse_only=lonely)
-    report = run(tmp_path, kind, tmp_path / "q", vector="dense", leave_out=("colbert", "u8", "f16"))
+    qdrant_rich_source(tmp_path / "q", sparse_only=lonely, extras=False)
+    report = run(tmp_path, kind, tmp_path / "q", vector="dense")
     assert report["verification"]["passed"], report["verification"]["summary"]
     assert report["points_without_vector"]["count"] == len(lonely) and report["skipped_ids"] == []
     assert report["verification"]["points_checked"] == N
@@ -185,8 +188,8 @@ def test_sparse_only_points_of_a_hybrid_collection_are_carried_without_compresse
 
 def test_sparse_only_points_are_refused_by_milvus_in_the_plan_or_skipped_and_counted(tmp_path):
     lonely = {3, 50}
-    qdrant_rich_source(tmp_path / "q", sparse_only=lonely)
-    kw = dict(vector="dense", leave_out=("colbert", "u8", "f16"))
+    qdrant_rich_source(tmp_path / "q", sparse_only=lonely, extras=False)
+    kw = dict(vector="dense")
     with pytest.raises(InvalidVectorError, match=r"2 source point\(s\) have no 'dense' vector.*on_bad_vector"):
         run(tmp_path, "milvus-lite", tmp_path / "q", **kw)
     nothing_left(tmp_path, "milvus-lite")
@@ -199,8 +202,8 @@ def test_payload_integers_beyond_64_bits_are_refused_in_the_plan_or_skipped(tmp_
     """Before: into qdrant-edge 10**30 was stored as the float 1e+30 and verification failed on every run
     ("run the same command again", forever); into Milvus it was refused only in the copy, after training
     and after the target existed."""
-    qdrant_rich_source(tmp_path / "q", payloads={17: {"n": 17, "big": 10**30}})
-    kw = dict(vector="dense", leave_out=("colbert", "u8", "f16"))
+    qdrant_rich_source(tmp_path / "q", payloads={17: {"n": 17, "big": 10**30}}, extras=False)
+    kw = dict(vector="dense")
     with pytest.raises(DataError, match=r"first ids \[17\].*'big'.*beyond signed 64 bits.*on_bad_payload"):
         run(tmp_path, kind, tmp_path / "q", **kw)
     nothing_left(tmp_path, kind)
@@ -214,9 +217,9 @@ def test_a_payload_nested_deeper_than_qdrant_edge_decodes_is_refused_in_the_plan
     deep: dict = {"leaf": 1}
     for _ in range(140):
         deep = {"a": deep}
-    qdrant_rich_source(tmp_path / "q", payloads={9: deep})
+    qdrant_rich_source(tmp_path / "q", payloads={9: deep}, extras=False)
     with pytest.raises(DataError, match=r"first ids \[9\].*nests 1\d\d levels deep \(limit 128\)"):
-        run(tmp_path, "qdrant-edge", tmp_path / "q", vector="dense", leave_out=("colbert",))
+        run(tmp_path, "qdrant-edge", tmp_path / "q", vector="dense")
     nothing_left(tmp_path, "qdrant-edge")
 
 
@@ -335,11 +338,6 @@ def test_check_finds_a_one_ulp_payload_edit_and_a_1e_6_vector_edit(tmp_path, kin
     finally:
         source.close()
         target.close()
-    classes = report["verification"]["engine_classes"]
-    if kind == "qdrant-edge":
-        assert report["engine_fidelity"]["payload_float_ulps"] == 1 and classes["payload floats rounded by the engine"] > 0
-    else:
-        assert report["engine_fidelity"]["classes"] == {} and classes == {}
     client = QdrantClient(path=str(tmp_path / "q"))
     (p5,) = client.retrieve("docs", [5], with_vectors=False)
     (p9,) = client.retrieve("docs", [9], with_vectors=True)
@@ -364,3 +362,8 @@ def test_check_finds_a_one_ulp_payload_edit_and_a_1e_6_vector_edit(tmp_path, kin
     finally:
         source.close()
         target.close()
+    classes = report["verification"]["engine_classes"]
+    if kind == "qdrant-edge":
+        assert report["engine_fidelity"]["payload_float_ulps"] == 1 and classes["payload floats rounded by the engine"] > 0
+    else:
+        assert report["engine_fidelity"]["classes"] == {} and classes == {}
