@@ -367,3 +367,24 @@ def test_check_finds_a_one_ulp_payload_edit_and_a_1e_6_vector_edit(tmp_path, kin
         assert report["engine_fidelity"]["payload_float_ulps"] == 1 and classes["payload floats rounded by the engine"] > 0
     else:
         assert report["engine_fidelity"]["classes"] == {} and classes == {}
+
+
+def test_dry_run_prints_how_each_part_of_the_source_is_held(tmp_path):
+    """Before: nothing said that partitions, payload indexes or a vector would not be kept as they were."""
+    import os
+    import subprocess
+    import sys
+
+    qdrant_rich_source(tmp_path / "q")
+    proc = subprocess.run(
+        [sys.executable, "-m", "smec_vdb.cli.app", "migrate", "--collection", "src", "--vector", "dense", "--dim", "12",
+         "--dry-run", "--epochs", "1", "--backend", "qdrant", "--path", str(tmp_path / "q"), "--target-backend",
+         "milvus", "--target-path", str(tmp_path / "mt.db"), "--leave-out", "colbert", "--leave-out", "u8",
+         "--leave-out", "f16"],
+        capture_output=True, text=True, timeout=600, env={**os.environ, "COLUMNS": "250"})
+    assert proc.returncode == 0, proc.stderr
+    for line in ("vector 'colbert': left out (leave_out)", "sparse vector 'bm25': kept",
+                 "payload keys ['f', 'n']: one JSON field 'payload' holds every payload key",
+                 "vector 'dense' 24-d cosine: compressed by SMEC into full 24-d, d12 12-d (cosine)"):
+        assert line in proc.stderr, proc.stderr  # the summary table is rendered with the progress, on stderr
+    nothing_left(tmp_path, "milvus-lite")
