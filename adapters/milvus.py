@@ -684,6 +684,10 @@ class MilvusBackend:
                 return None
             return self._client.describe_alias(alias)["collection_name"]
 
+    def aliases(self, collection: str) -> list[str]:
+        with self._engine_errors(f"list the aliases of {collection!r}"):
+            return sorted(self._client.list_aliases(collection).get("aliases", []))
+
     def delete_alias(self, alias: str) -> None:
         """Remove ``alias`` (a no-op if it does not exist); the collection stays."""
         if self.resolve_alias(alias) is None:

@@ -417,6 +417,10 @@ class QdrantBackend:
                     return description.collection_name
         return None
 
+    def aliases(self, collection: str) -> list[str]:
+        with engine_errors(self._engine, collection):
+            return sorted(a.alias_name for a in self._client.get_collection_aliases(collection).aliases)
+
     def delete_alias(self, alias: str) -> None:
         m = self._models
         self._schemas.pop(alias, None)

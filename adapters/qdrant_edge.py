@@ -24,7 +24,6 @@ Example::
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import re
@@ -34,6 +33,7 @@ from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 import numpy as np
+from filelock import FileLock
 
 from smec_vdb.adapters.errors import engine_errors
 from smec_vdb.backend import Batch, CollectionSchema, Filter, Hit, PayloadLimits, Point, PointId, SearchStage
@@ -139,16 +139,15 @@ class QdrantEdgeBackend:
     @contextmanager
     def _aliases_locked(self) -> Iterator[dict[str, str]]:
         """The alias map under an exclusive lock, written back atomically (if changed) on exit."""
-        with open(self.store / _ALIASES_LOCK, "a") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            try:
-                aliases = self._aliases()
-                before = dict(aliases)
-                yield aliases
-                if aliases != before:
-                    _write_json(self.store / _ALIASES_FILE, aliases)
-            finally:
-                fcntl.flock(lock, fcntl.LOCK_UN)
+        with FileLock(self.store / _ALIASES_LOCK):
+            aliases = self._aliases()
+            before = dict(aliases)
+            yield aliases
+            if aliases != before:
+                _write_json(self.store / _ALIASES_FILE, aliases)
+
+    def aliases(self, collection: str) -> list[str]:
+        return sorted(alias for alias, target in self._aliases().items() if target == collection)
 
     def _resolve(self, name: str) -> str:
         """The collection ``name`` designates (itself, or an alias's target); CollectionNotFoundError if none."""

@@ -360,3 +360,20 @@ def inject_raw_vectors(store: EmbeddedStore, rows: dict[int, list[float]], colle
             b._client.upsert(collection, [{"id": i, "payload": {"bad": True}, vector: v} for i, v in rows.items()])
         else:
             raise ValueError(f"{store.target} refuses non-finite vectors itself")
+
+
+class StopInCopy:
+    """A ``should_stop`` for :func:`smec_vdb.migrate.migrate` that asks to stop at its ``(checks + 1)``-th
+    call after the copy started: training, before the copy, asks it too (every batch, so that Ctrl-C
+    stops it), which a count over all calls would spend. Pass ``progress=stop.progress`` as well."""
+
+    def __init__(self, checks: int) -> None:
+        self.checks, self.calls, self.copying = checks, 0, False
+
+    def progress(self, event: Any) -> None:
+        self.copying = self.copying or event.phase == "copy"
+
+    def __call__(self) -> bool:
+        if self.copying:
+            self.calls += 1
+        return self.calls > self.checks

@@ -355,10 +355,12 @@ def test_aliases_create_switch_resolve(backend, new_name):
     assert backend.resolve_alias(alias) is None
     backend.create_alias(alias, old)
     assert backend.resolve_alias(alias) == old and backend.count(alias) == 20
+    assert backend.aliases(old) == [alias] and backend.aliases(new) == []
     backend.create_alias(alias, new)  # switch
     assert backend.resolve_alias(alias) == new and backend.count(alias) == 30
+    assert backend.aliases(old) == [] and backend.aliases(new) == [alias]
     assert len(backend.search(alias, "d4", make_vectors(1)["d4"][0], 3)) == 3
     backend.delete_alias(alias)
-    assert backend.resolve_alias(alias) is None
+    assert backend.resolve_alias(alias) is None and backend.aliases(new) == []
     with pytest.raises(CollectionNotFoundError):
         backend.create_alias(alias, new_name())

@@ -16,6 +16,8 @@ from smec_vdb.engines import TARGETS as REGISTERED
 from smec_vdb.backend import Batch, CollectionSchema, Resolution
 from smec_vdb.migrate import CHECKPOINT_KEY, MigrationInterrupted, MigrationOptions, migrate
 
+from faults import StopInCopy
+
 N_POINTS = 1200
 WIDTH = 48
 TARGETS = {  # the embedded targets of smec_vdb.engines but qdrant-local (one SQLite commit per point: too slow here)
@@ -130,19 +132,14 @@ def library_options(tmp_path, batch_size: int) -> MigrationOptions:
                             compressor_store=str(tmp_path / "compressors"), train_options={"epochs": 3})
 
 
-def stop_after(checks: int):
-    """A should_stop callback that asks to stop at its (checks + 1)-th call."""
-    calls = []
-    return lambda: calls.append(1) or len(calls) > checks
-
-
 def test_resume_after_interruption_then_restart(store, tmp_path):
     args = backend_args(store)
     opts = library_options(tmp_path, batch_size=200)
     b = _open(args)
     try:
         with pytest.raises(MigrationInterrupted, match="run the same command again"):
-            migrate(b, opts, should_stop=stop_after(3))
+            stop = StopInCopy(3)
+            migrate(b, opts, progress=stop.progress, should_stop=stop)
         checkpoint = b.get_metadata("src_smec", CHECKPOINT_KEY)
         assert checkpoint is not None and checkpoint["written"] == 600
         assert b.count("src_smec") == 600
@@ -191,7 +188,8 @@ def test_stop_during_verification_resumes(store, tmp_path):
     try:
         # 4 checks during the copy (3 batches + end), then the first one inside verification stops
         with pytest.raises(MigrationInterrupted, match="during verification"):
-            migrate(b, opts, should_stop=stop_after(4))
+            stop = StopInCopy(4)
+            migrate(b, opts, progress=stop.progress, should_stop=stop)
         checkpoint = b.get_metadata("src_smec", CHECKPOINT_KEY)
         assert checkpoint is not None and checkpoint["copied"] and checkpoint["written"] == N_POINTS
         report = migrate(b, opts)

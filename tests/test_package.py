@@ -51,7 +51,7 @@ def requirement_names(extra: str | None, seen: frozenset[str] = frozenset()) -> 
 
 def test_core_and_extras_pull_only_what_they_name():
     core = requirement_names(None)
-    assert core == {"torch", "numpy", "safetensors"}
+    assert core == {"torch", "numpy", "safetensors", "tqdm", "tenacity"}
     qdrant = requirement_names("qdrant")
     assert {"qdrant-client", "qdrant-edge-py"} <= qdrant and not {"pymilvus", "milvus-lite"} & qdrant
     assert not {"typer", "rich"} & qdrant

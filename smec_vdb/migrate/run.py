@@ -114,6 +114,7 @@ def migrate(
     if target_backend is None or target_backend is backend:
         opts = _through_alias(source, opts)
     info = inspect_source(source, opts.source, opts.vector, opts.leave_out)
+    opts.check_width(info.width)
     check_engine_support(target.target, opts.layout, opts.index.kind)  # before training or writing
     plan = opts.plan_id(info.vector)
     name = opts.target_name
@@ -135,7 +136,7 @@ def migrate(
     info = planned.info
     timer.add("survey", t0)
     t0 = time.perf_counter()
-    comp = obtain_compressor(planned, opts, progress)
+    comp = obtain_compressor(planned, opts, progress, should_stop)  # a stop here leaves nothing written
     if drop_first:  # only once nothing can be refused any more: a refusal leaves what was there
         target.drop(name)
     if planned.reused is not None:
