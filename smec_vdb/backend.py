@@ -87,7 +87,8 @@ class Column:
 
     ``element_type``/``max_capacity`` for an ``array``; ``max_length`` for a ``varchar`` (and an array of
     them); ``default`` is filled in for a null on insert; ``index`` the scalar index type (e.g. ``INVERTED``)
-    or None; ``partition_key``: the column Milvus partitions by."""
+    or None; ``partition_key``: the column Milvus partitions by; ``absent_when_null``: a null cell is a
+    payload without the key (the column holds a key that some points lack and none has as null)."""
 
     name: str
     type: ColumnType
@@ -98,6 +99,7 @@ class Column:
     max_capacity: int | None = None
     index: str | None = None
     partition_key: bool = False
+    absent_when_null: bool = False
 
     def __post_init__(self) -> None:
         if self.type not in COLUMN_TYPES or (self.element_type is not None and self.element_type not in COLUMN_TYPES):
