@@ -14,6 +14,8 @@ Two servers, both on loopback ports picked free at start:
 - ``milvus-lite-server``: Milvus Lite over TCP (``milvus-lite server --data-dir D --host 127.0.0.1
   --port N``), exported as ``MILVUS_LITE_URI``; healthy once it answers ``get_server_version``.
 
+Which servers start, and the variable each is exported as, are the engine registry's
+(``smec_vdb.engines``: targets marked ``ci_server``, their ``test_url_env``); :data:`STARTERS` says how.
 Each server's PID (and the 2.3.5 wrapper's child ``milvus`` PID) goes to a file under the state
 directory. ``stop`` sends SIGINT (the 2.3.5 wrapper then ends its child; Milvus Lite shuts down
 gracefully), waits, escalates to SIGTERM and SIGKILL, and checks that no recorded process survives.
@@ -181,15 +183,32 @@ def start_milvus_lite_server(state: Path) -> str:
     return uri
 
 
+#: how each server target the engine registry marks ``ci_server`` is started here (name -> starter)
+STARTERS = {"milvus-server": start_milvus_server, "milvus-lite-server": start_milvus_lite_server}
+
+
+def ci_servers() -> list:
+    """The registry's targets that CI starts (:attr:`smec_vdb.engines.Target.ci_server`), each with a starter."""
+    from smec_vdb import engines
+
+    wanted = [t for t in engines.targets().values() if t.ci_server]
+    missing = [t.name for t in wanted if t.name not in STARTERS or not t.test_url_env]
+    if missing:
+        raise SystemExit(f"no starter (or no url variable) for the CI server target(s) {', '.join(missing)}: "
+                         "add one to STARTERS in .ci/servers.py")
+    return wanted
+
+
 def start(state: Path) -> None:
     if any(state.glob("*.pid")):
         raise SystemExit(f"servers already started from {state}: run `python .ci/servers.py stop` first")
-    for leftover in ("milvus-server", "milvus-lite-server"):  # data of an earlier run: start empty
-        shutil.rmtree(state / leftover, ignore_errors=True)
+    servers = ci_servers()
+    for server in servers:  # data of an earlier run: start empty
+        shutil.rmtree(state / server.name, ignore_errors=True)
     state.mkdir(parents=True, exist_ok=True)
     t0 = time.monotonic()
     try:
-        uris = {"MILVUS_URI": start_milvus_server(state), "MILVUS_LITE_URI": start_milvus_lite_server(state)}
+        uris = {server.test_url_env: STARTERS[server.name](state) for server in servers}
     except BaseException:
         stop(state)
         raise

@@ -25,15 +25,15 @@ Example::
 from __future__ import annotations
 
 import math
-import re
 from typing import Any, Sequence, cast
 
 import numpy as np
+from packaging.version import Version
 
 from smec_vdb.adapters import rerank
 from smec_vdb.adapters.errors import engine_errors
 from smec_vdb.backend import (
-    UNNAMED, Batch, CollectionSchema, Filter, Hit, PayloadLimits, Point, PointId, Resolution, SearchStage,
+    UNNAMED, Batch, ClosingContext, CollectionSchema, Filter, Hit, PayloadLimits, Point, PointId, Resolution, SearchStage,
 )
 from smec_vdb.adapters.qdrant_common import (
     SMEC_ID_KEY,
@@ -52,6 +52,7 @@ from smec_vdb.adapters.qdrant_common import (
     stored_payload,
 )
 from smec_vdb.adapters.qdrant_layout import check_storage, client_vector_params, quantization_search
+from smec_vdb.adapters.server_version import leading_version
 from smec_vdb.adapters.qdrant_requests import (
     DEFAULT_REQUEST_BUDGET,
     MAX_POINTS_PER_REQUEST,
@@ -76,7 +77,7 @@ SCHEMA_KEY = "_smec_schema"
 #: seconds per request on a server (qdrant-client would otherwise use httpx's 5 s)
 DEFAULT_TIMEOUT = 60.0
 #: collection metadata (where the schema, compressor record and checkpoint live) exists from 1.16
-MIN_SERVER_VERSION = (1, 16)
+MIN_SERVER_VERSION = Version("1.16")
 #: KB of vectors in a segment above which a server builds its HNSW graphs (server default 10,000)
 INDEXING_THRESHOLD_KB = 1
 _DISTANCES = {"cosine": "Cosine", "dot": "Dot", "euclid": "Euclid", "manhattan": "Manhattan"}
@@ -90,7 +91,7 @@ MAX_FLOAT_JSON_BYTES = 25
 _LONGEST_NAME = "c" * 255
 
 
-class QdrantBackend:
+class QdrantBackend(ClosingContext):
     """Backend over qdrant-client. Exactly one of ``url`` (server) or ``path`` (embedded) is given.
 
     Server only: ``timeout`` seconds per request (default :data:`DEFAULT_TIMEOUT`), ``prefer_grpc``
@@ -121,8 +122,8 @@ class QdrantBackend:
         self._budget = check_budget(request_budget)
         #: what upsert checks of each payload itself (a server's request size is measured exactly when sending)
         self._limits = PayloadLimits() if url is None else SERVER_PAYLOAD_LIMITS
-        #: (major, minor) of the server; None in local mode
-        self.server_version: tuple[int, int] | None = None
+        #: the server's version; None in local mode
+        self.server_version: Version | None = None
         with engine_errors(self._engine):
             if self.local:
                 self._client = QdrantClient(location=":memory:") if path == ":memory:" else QdrantClient(path=path)
@@ -136,16 +137,16 @@ class QdrantBackend:
             self._client.close()
             raise
 
-    def _check_server_version(self) -> tuple[int, int]:
-        """The server's (major, minor); a ServerVersionError below :data:`MIN_SERVER_VERSION`."""
+    def _check_server_version(self) -> Version:
+        """The server's version; a ServerVersionError below :data:`MIN_SERVER_VERSION` (pre-releases of a
+        release count as that release)."""
         with engine_errors(self._engine):  # unreachable: a retriable BackendError naming the (masked) url
             reported = str(self._client.info().version)
         version = parse_version(reported, self._engine)
-        if version < MIN_SERVER_VERSION:
-            needed = ".".join(map(str, MIN_SERVER_VERSION))
+        if Version(version.base_version) < MIN_SERVER_VERSION:
             raise ServerVersionError(
                 f"{self._engine}: server version {reported} is too old: smec-vdb keeps each collection's schema, "
-                f"compressor record and checkpoint in collection metadata, which needs Qdrant >= {needed}; "
+                f"compressor record and checkpoint in collection metadata, which needs Qdrant >= {MIN_SERVER_VERSION}; "
                 "upgrade the server (nothing was written)"
             )
         return version
@@ -435,13 +436,13 @@ class QdrantBackend:
             self._client.close()
 
 
-def parse_version(reported: str, engine: str) -> tuple[int, int]:
-    """(major, minor) of a version string such as ``1.16.2`` or ``v1.17.0-dev``."""
-    found = re.match(r"v?(\d+)\.(\d+)", reported.strip())
-    if found is None:
+def parse_version(reported: str, engine: str) -> Version:
+    """The version a server reports, such as ``1.16.2`` or ``v1.17.0-dev`` (PEP 440, :mod:`packaging.version`)."""
+    version = leading_version(reported)
+    if version is None:
         raise ServerVersionError(f"{engine}: cannot read the server version: expected major.minor[.patch], "
                                  f"found {reported!r}")
-    return int(found.group(1)), int(found.group(2))
+    return version
 
 
 def foreign_schema(collection: str, info: Any) -> CollectionSchema:

@@ -36,7 +36,7 @@ import numpy as np
 from filelock import FileLock
 
 from smec_vdb.adapters.errors import engine_errors
-from smec_vdb.backend import Batch, CollectionSchema, Filter, Hit, PayloadLimits, Point, PointId, SearchStage
+from smec_vdb.backend import Batch, ClosingContext, CollectionSchema, Filter, Hit, PayloadLimits, Point, PointId, SearchStage
 from smec_vdb.adapters.qdrant_common import (
     SMEC_ID_KEY,
     build_filter,
@@ -110,8 +110,8 @@ def _made_by_us(directory: Path) -> bool:
     return directory.is_dir() and {p.name for p in directory.iterdir()} <= {_SHARD_DIR}
 
 
-class QdrantEdgeBackend:
-    """Backend over qdrant-edge-py: one EdgeShard per collection under ``store``.
+class QdrantEdgeBackend(ClosingContext):
+    """Backend over qdrant-edge-py: one EdgeShard per collection under the store directory ``path``.
 
     Cosine collections store normalised vectors: ``scroll``/``retrieve`` return v/‖v‖.
     """
@@ -119,11 +119,11 @@ class QdrantEdgeBackend:
     target = "qdrant-edge"
     supports_aliases = True
 
-    def __init__(self, store: str | os.PathLike[str]) -> None:
+    def __init__(self, path: str | os.PathLike[str]) -> None:
         import qdrant_edge
 
         self._edge = qdrant_edge
-        self.store = Path(store)
+        self.store = Path(path)
         self._engine = f"qdrant-edge ({self.store})"
         self._shards: dict[str, Any] = {}
         self._schemas: dict[str, CollectionSchema] = {}

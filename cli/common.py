@@ -27,7 +27,8 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from smec_vdb.engines import DEFAULT_ENGINE, ENGINES
+from smec_vdb.connection import Connection
+from smec_vdb.engines import engine, engines
 from smec_vdb.errors import ConfigError
 
 #: line width for output that is not a terminal: wide enough that no table or line is wrapped or cut
@@ -41,18 +42,24 @@ def _width(stream: Any) -> int | None:
 console = Console(stderr=True, width=_width(sys.stderr))  # progress, logs, notes
 results = Console(width=_width(sys.stdout))  # what a command was asked for: tables, summaries
 
+def _url_help() -> str:
+    servers = [(e, t) for e in engines().values() for t in e.targets if t.opened_by == "url" and not t.reported]
+    return ("Server URL (" + ", ".join(f"{e.name}: {t.summary}" for e, t in servers) + "). Env: "
+            + " / ".join(e.url_env for e, _ in servers if e.url_env) + ".")
+
+
+def _path_help() -> str:
+    stores = [(e, t) for e in engines().values() for t in e.targets if t.opened_by == "path"]
+    return "Embedded store: " + "; ".join(
+        f"{e.name}: {t.summary}" + (f" (default {e.default_path})" if e.default_path else "") for e, t in stores) + "."
+
+
 BackendOpt = Annotated[
     str, typer.Option("--backend", "-b", envvar="SMEC_VDB_BACKEND", help="Engine: " + "; ".join(
-        f"{e.name} ({e.summary})" for e in ENGINES.values()) + ".")
+        f"{e.name} ({e.summary})" for e in engines().values()) + ".")
 ]
-UrlOpt = Annotated[
-    Optional[str], typer.Option("--url", help="Server URL (qdrant: http://host:6333, milvus: http://host:19530). "
-                                "Env: QDRANT_URL / MILVUS_URI.")
-]
-PathOpt = Annotated[
-    Optional[str], typer.Option("--path", help="Embedded store: a directory (qdrant, qdrant-edge; default "
-                                "./smec_data for qdrant-edge) or a Milvus Lite file such as x.db.")
-]
+UrlOpt = Annotated[Optional[str], typer.Option("--url", help=_url_help())]
+PathOpt = Annotated[Optional[str], typer.Option("--path", help=_path_help())]
 
 
 def open_backend_from_options(backend: str, url: str | None, path: str | None, *, existing: bool = False):
@@ -61,22 +68,18 @@ def open_backend_from_options(backend: str, url: str | None, path: str | None, *
     ``existing``: the command only reads, so an embedded store that is not there is an error
     (opening it would create an empty one, hiding a mistyped --path).
     """
-    from smec_vdb.adapters import DEFAULT_STORE, open_backend
-
-    if existing and url is None and path != ":memory:":
-        store = path if path is not None else (DEFAULT_STORE if backend == DEFAULT_ENGINE else None)
-        if store is not None and not Path(store).exists():
-            raise ConfigError(f"no {backend} store at {store!r}: give --path of an existing store "
-                              "(smec-vdb demo creates one)")
-    return open_backend(backend, url=url, path=path)
+    connection = Connection.resolve(backend, url, path)
+    store = connection.path
+    if existing and store is not None and store != engine(backend).in_memory and not Path(store).exists():
+        raise ConfigError(f"no {backend} store at {store!r}: give --path of an existing store "
+                          "(smec-vdb demo creates one)")
+    return connection.open()
 
 
 def _new_store(backend: str, url: str | None, path: str | None) -> Path | None:
     """The outermost part of the embedded store's path that does not exist yet (None: it exists, or a server)."""
-    from smec_vdb.adapters import DEFAULT_STORE
-
-    store = path if path is not None else (DEFAULT_STORE if backend == DEFAULT_ENGINE else None)
-    if url is not None or store is None or store == ":memory:":
+    store = Connection.resolve(backend, url, path).path
+    if store is None or store == engine(backend).in_memory:
         return None
     new = Path(store).absolute()
     if new.exists():
@@ -107,18 +110,25 @@ def backend_session(backend: str, url: str | None, path: str | None, *, existing
         if created is not None:
             _remove(created)
         raise
+    unused = False
     try:
-        yield b
+        with b:  # closed on the way out; an error in the block is the one reported, not a failing close
+            try:
+                yield b
+            except BaseException:
+                unused = created is not None and _holds_nothing(b)
+                raise
     except BaseException:
-        try:  # the error that stopped the command is the one to report, not a failing close after it
-            unused = created is not None and not b.list_collections()
-            b.close()
-        except Exception:
-            unused = False
         if unused and created is not None:
             _remove(created)
         raise
-    b.close()
+
+
+def _holds_nothing(backend: Any) -> bool:
+    try:
+        return not backend.list_collections()
+    except Exception:  # the store is in no state to say: keep it
+        return False
 
 
 @contextmanager

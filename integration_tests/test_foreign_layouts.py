@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from smec_vdb import engines
 from smec_vdb.adapters import open_backend
 from smec_vdb.backend import Batch, CollectionSchema, Resolution
 from smec_vdb.collection import SmecCollection
@@ -86,7 +87,9 @@ def qdrant_read(path: Path, name: str) -> dict:
         client.close()
 
 
-TARGETS = {"qdrant-edge": ("qdrant-edge", "edge"), "qdrant-local": ("qdrant", "qt"), "milvus-lite": ("milvus", "mt.db")}
+#: the embedded targets of the engine registry that have a native reader below: name -> (engine, store)
+TARGETS = {name: (engines.target(name).engine, str(engines.target(name).test_store))
+           for name in ("qdrant-edge", "qdrant-local", "milvus-lite")}
 
 
 def open_target(kind: str, root: Path):

@@ -11,8 +11,7 @@ import numpy as np
 import pytest
 
 from smec_vdb.adapters import open_backend
-from smec_vdb.engines import EMBEDDED_TARGETS
-from smec_vdb.engines import TARGETS as REGISTERED
+from smec_vdb import engines
 from smec_vdb.backend import Batch, CollectionSchema, Resolution
 from smec_vdb.migrate import CHECKPOINT_KEY, MigrationInterrupted, MigrationOptions, migrate
 
@@ -20,10 +19,8 @@ from faults import StopInCopy
 
 N_POINTS = 1200
 WIDTH = 48
-TARGETS = {  # the embedded targets of smec_vdb.engines but qdrant-local (one SQLite commit per point: too slow here)
-    name: (lambda tmp, t=REGISTERED[name]: ["--backend", t.engine, "--path", str(tmp / t.store)])
-    for name in EMBEDDED_TARGETS if name != "qdrant-local"
-}
+#: the embedded targets of smec_vdb.engines but qdrant-local (one SQLite commit per point: too slow here)
+TARGETS = {name: engines.target(name) for name in engines.target_names(embedded=True) if name != "qdrant-local"}
 
 
 def _open(args: list[str]):
@@ -40,7 +37,8 @@ def clustered_vectors(n: int, width: int, seed: int = 0) -> np.ndarray:
 @pytest.fixture(params=sorted(TARGETS), ids=sorted(TARGETS))
 def store(request, tmp_path):
     """Backend CLI args for a fresh embedded store holding a source collection ``src``."""
-    args = TARGETS[request.param](tmp_path)
+    spec = TARGETS[request.param]
+    args = ["--backend", spec.engine, "--path", str(tmp_path / str(spec.test_store))]
     b = _open(args)
     b.create_collection("src", CollectionSchema((Resolution("emb", WIDTH),), "cosine", "int", {"g": "integer"}))
     x = clustered_vectors(N_POINTS, WIDTH)

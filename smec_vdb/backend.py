@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import json
 import math
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Any, Iterator, Literal, Mapping, Protocol, Sequence, Union, runtime_checkable
+from typing import Any, Iterator, Literal, Mapping, Protocol, Sequence, TypeVar, Union, runtime_checkable
 
 import numpy as np
 
@@ -43,6 +44,7 @@ COLUMN_TYPES: tuple[str, ...] = ("bool", "int8", "int16", "int32", "int64", "flo
 # Payload filter: {field: value} matches payload[field] == value; {field: [v1, v2]} matches any of them.
 # Several fields are ANDed. Values are str/int/float/bool.
 Filter = Mapping[str, Any]
+_B = TypeVar("_B", bound="ClosingContext")
 
 
 @dataclass(frozen=True)
@@ -367,6 +369,32 @@ class Backend(Protocol):
     def delete_alias(self, alias: str) -> None: ...
 
     def close(self) -> None: ...
+
+    # -- a context manager: ``with open_backend(...) as backend:`` closes it (:class:`ClosingContext`) --
+    def __enter__(self) -> "Backend": ...
+    def __exit__(self, exc_type: type[BaseException] | None, *exc: object) -> None: ...
+
+
+class ClosingContext(ABC):
+    """A context manager that closes its object on exit, also when the block raises (the block's error is
+    the one reported): ``with open_backend(...) as backend:``. Every adapter inherits it, and so does
+    :class:`smec_vdb.client.Client`."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Release the connection (the Backend Protocol's ``close``)."""
+
+    def __enter__(self: _B) -> _B:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, *exc: object) -> None:
+        if exc_type is None:
+            self.close()
+            return
+        try:
+            self.close()
+        except Exception:  # noqa: BLE001 - the block's error is the one to report, not a failing close after it
+            pass
 
 
 def iterate_points(
