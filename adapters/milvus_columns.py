@@ -35,6 +35,7 @@ TYPE_NAMES: dict[str, str] = {"bool": "BOOL", "int8": "INT8", "int16": "INT16", 
 _TYPES_BY_NAME = {v: k for k, v in TYPE_NAMES.items()}
 _INT_BOUNDS = {"int8": 2**7, "int16": 2**15, "int32": 2**31, "int64": 2**63}
 DYNAMIC_FIELD = "$meta"
+MAX_VARCHAR = 65535
 #: scalar indexes a server before 2.4 lacks (it has Trie for VARCHAR, STL_SORT for numbers)
 INDEXES_SINCE_2_4 = ("INVERTED", "BITMAP")
 
@@ -83,8 +84,8 @@ def add_columns(schema: Any, columns: Sequence[Column], data_type: Any) -> None:
     """Add ``columns`` to a pymilvus ``CollectionSchema`` (``data_type``: pymilvus ``DataType``)."""
     for c in columns:
         extra: dict[str, Any] = {}
-        if c.max_length is not None:
-            extra["max_length"] = c.max_length
+        if c.max_length is not None or "varchar" in (c.type, c.element_type):
+            extra["max_length"] = c.max_length or MAX_VARCHAR  # a server needs one; Milvus Lite does not report it
         if c.element_type is not None:
             extra["element_type"] = getattr(data_type, TYPE_NAMES[c.element_type])
         if c.max_capacity is not None:

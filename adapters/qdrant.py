@@ -43,6 +43,7 @@ from smec_vdb.adapters.qdrant_common import (
     cursor_id,
     decode_id,
     encode_id,
+    held,
     mapping_notes,
     point_vectors,
     public_payload,
@@ -187,7 +188,7 @@ class QdrantBackend(ClosingContext):
             if not self.local:  # local mode accepts payload indexes but ignores them (and warns)
                 for field_name, kind in schema.payload_indexes.items():
                     self._client.create_payload_index(collection, field_name, m.PayloadSchemaType(kind))
-        self._schemas[collection] = schema
+        self._schemas[collection] = held(schema)
 
     @staticmethod
     def _sharding(schema: CollectionSchema) -> dict[str, Any]:

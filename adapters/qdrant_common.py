@@ -10,7 +10,7 @@ on an integer- or UUID-id point is an ordinary payload key, kept and returned un
 from __future__ import annotations
 
 import uuid
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from typing import Any, Mapping, Sequence
 
 import numpy as np
@@ -128,6 +128,12 @@ def mapping_notes(schema: CollectionSchema, engine: str, *, payload_indexes: boo
     if schema.partitions:
         notes["partitions"] = "not kept: Qdrant has no partitions (each point keeps its payload, not its partition)"
     return notes
+
+
+def held(schema: CollectionSchema) -> CollectionSchema:
+    """``schema`` as a Qdrant collection holds it: no partitions, typed columns or named key (a payload is
+    schemaless, a point id has no name); :func:`mapping_notes` says so before it is created."""
+    return replace(schema, partitions=(), columns=(), primary=None, dynamic_field=True)
 
 
 def check_creatable(schema: CollectionSchema, engine: str) -> None:

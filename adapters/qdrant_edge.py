@@ -45,6 +45,7 @@ from smec_vdb.adapters.qdrant_common import (
     cursor_id,
     decode_id,
     encode_id,
+    held,
     mapping_notes,
     point_vectors,
     public_payload,
@@ -214,7 +215,7 @@ class QdrantEdgeBackend(ClosingContext):
             shutil.rmtree(directory, ignore_errors=True)
             raise
         self._shards[collection] = shard
-        self._schemas[collection] = schema
+        self._schemas[collection] = held(schema)
 
     def check_schema(self, schema: CollectionSchema) -> None:
         check_creatable(schema, self._engine)

@@ -84,6 +84,17 @@ def indexes_from_columns(columns: tuple[Column, ...]) -> dict[str, PayloadType]:
     return {c.name: _INDEX_OF[c.type] for c in columns if c.index is not None and c.type in _INDEX_OF}
 
 
+_HOLDS = {"int": ("int8", "int16", "int32", "int64"), "float": ("float", "double"), "str": ("varchar",),
+          "bool": ("bool",), "array": ("array", "json"), "object": ("json",)}
+
+
+def column_holds(column: Column, kind: str) -> bool:
+    """Whether ``column`` holds values of JSON type ``kind`` (``null``: when it is nullable)."""
+    if kind == "null":
+        return column.nullable
+    return column.type in _HOLDS.get(kind, ()) or column.type == "json"
+
+
 def describe(column: Column) -> str:
     """e.g. ``column 'title' varchar(64) nullable, INVERTED index``."""
     kind = column.type + (f"({column.max_length})" if column.max_length else "")

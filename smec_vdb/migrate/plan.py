@@ -28,13 +28,16 @@ from smec_vdb.backend import (
     Backend,
     Batch,
     CollectionSchema,
+    Column,
     PayloadLimits,
     Point,
     PointId,
+    PrimaryKey,
     Resolution,
     iterate_points,
 )
 from smec_vdb.collection import FULL, plan_resolutions
+from smec_vdb.engines import capabilities
 from smec_vdb.errors import (
     ConfigError,
     DataError,
@@ -42,6 +45,7 @@ from smec_vdb.errors import (
     MigrationError,
     UnsupportedSourceError,
 )
+from smec_vdb.migrate.columns import MAX_VARCHAR, column_holds, columns_from_payloads, indexes_from_columns
 from smec_vdb.migrate.mapping import Mapped, as_report, schema_mapping
 from smec_vdb.migrate.options import MigrationEvent, MigrationOptions, ProgressCallback, StopCheck
 from smec_vdb.migrate.probe import Fidelity, probe_engine
@@ -51,6 +55,8 @@ if TYPE_CHECKING:  # torch is imported only when a compressor is loaded (keeps `
 
 #: a vector counts as unit length when | ‖v‖ − 1 | is below this
 UNIT_NORM_TOL = 1e-3
+#: the key field of a typed-column target made from a schemaless source, and the dynamic field's name
+ID_FIELD, DYNAMIC_FIELD = "id", "$meta"
 
 
 @dataclass(frozen=True)
@@ -195,11 +201,14 @@ class KeyStats:
     count: int = 0
     int_range: tuple[int, int] | None = None
     max_bytes: int = 0
+    #: the first point holding each JSON type
+    first: dict[str, PointId] = field(default_factory=dict)
 
-    def note(self, value: Any) -> None:
+    def note(self, value: Any, point_id: PointId) -> None:
         self.count += 1
         kind = json_type(value)
         self.types.add(kind)
+        self.first.setdefault(kind, point_id)
         if kind == "int":
             lo, hi = self.int_range or (value, value)
             self.int_range = (min(lo, value), max(hi, value))
@@ -243,10 +252,14 @@ class Survey:
     #: the points a target is likeliest to refuse (largest integer id, first payload with a ``_smec*`` key,
     #: first point lacking a vector), checked against the target before anything is trained or written
     probe: dict[str, Point] = field(default_factory=dict)
+    #: usable migrated vectors seen (the sample's population)
     seen: int = 0
+    #: every point read
+    points: int = 0
 
     def note_point(self, p: Point, limits: PayloadLimits) -> None:
         """Everything the survey learns from one point but its migrated vector."""
+        self.points += 1
         self.id_kinds.add("int" if isinstance(p.id, int) else "uuid" if _is_uuid(p.id) else "str")
         if isinstance(p.id, int) and p.id > getattr(self.probe.get("largest id"), "id", -1):
             self.probe["largest id"] = p
@@ -256,7 +269,7 @@ class Survey:
         if problem is not None:
             self.bad_payloads.note(p.id, problem)
         for key, value in p.payload.items():
-            self.keys.setdefault(key, KeyStats()).note(value)
+            self.keys.setdefault(key, KeyStats()).note(value, p.id)
             if isinstance(value, float) and len(self.floats) < PROBE_FLOATS:
                 self.floats.append(value)
 
@@ -404,11 +417,60 @@ def holds_partial_points(target: Backend, schema: CollectionSchema, info: Source
     return True
 
 
+def refuse_unfit_columns(found: Survey, columns: Sequence[Column]) -> None:
+    """DataError for the first source payload whose value a typed column of the existing target cannot hold
+    (a key that changed type since the target was laid out)."""
+    for c in columns:
+        stats = found.keys.get(c.name)
+        for kind in sorted(stats.types if stats is not None else ()):
+            if not column_holds(c, kind):
+                raise DataError(
+                    f"source point {stats.first[kind]!r} holds {'a ' + kind if kind != 'null' else 'null'} in key "  # type: ignore[union-attr]
+                    f"{c.name!r} (first ids [{stats.first[kind]!r}]), which the target's {c.type} column {c.name!r} "  # type: ignore[union-attr]
+                    "cannot hold: migrate with restart to lay the payload out anew")
+
+
+def holds_nullable(target: Backend, schema: CollectionSchema) -> bool:
+    """Whether ``target`` can hold a nullable typed column (Milvus >= 2.5), asked with one."""
+    probe = Column("nullable_probe", "int64", nullable=True)
+    try:
+        target.check_schema(replace(schema, primary=schema.primary or PrimaryKey(), columns=(*schema.columns, probe)))
+    except ConfigError:
+        return False
+    return True
+
+
 def target_schema(info: SourceInfo, found: Survey, resolutions: Sequence[Resolution], opts: MigrationOptions
                   ) -> CollectionSchema:
     """The target's schema: the new resolutions (cosine), the carried vectors, the source's id kind."""
     check_faithful(info, found, [r.name for r in resolutions])
     return schema_with_ids(info, resolutions, opts, target_id_type(info, found))
+
+
+def payload_layout(schema: CollectionSchema, found: Survey, *, typed: bool, nullable: bool, from_typed: bool
+                   ) -> tuple[CollectionSchema, dict[str, str]]:
+    """``schema`` with the payload laid out as the target engine holds it (:mod:`smec_vdb.migrate.columns`),
+    and why each payload key that is no column stays in the dynamic field.
+
+    ``typed``: the target has typed columns (Milvus): a source's own layout is kept as it is (its columns,
+    or, from smec-vdb's own Milvus collections, ``from_typed`` without a key, one JSON payload field); a
+    schemaless source's keys every point agrees on become columns (``nullable``: the target has nullable
+    columns). A schemaless target gets no columns: indexed columns become payload indexes."""
+    if not typed:
+        indexes = {**indexes_from_columns(schema.columns), **schema.payload_indexes}
+        return replace(schema, columns=(), primary=None, payload_indexes=indexes), {}
+    if schema.primary is not None:  # an auto_id key's ids are written as the source has them
+        return replace(schema, primary=replace(schema.primary, auto_id=False)), {}
+    if from_typed:
+        return schema, {}
+    fields = {ID_FIELD, DYNAMIC_FIELD, *(r.name for r in schema.resolutions), *schema.sparse}
+    taken = sorted(set(found.keys) & fields)
+    if taken:  # a key named like a field cannot be a column nor a dynamic key: one JSON payload field holds all
+        return schema, {key: "named like a field of the collection" for key in taken}
+    columns, dynamic = columns_from_payloads(found.keys, found.points, reserved=fields, indexed=schema.payload_indexes,
+                                             nullable=nullable)
+    primary = PrimaryKey(ID_FIELD, max_length=MAX_VARCHAR if schema.id_type == "str" else None)
+    return replace(schema, columns=columns, primary=primary, dynamic_field=True), dynamic
 
 
 def schema_with_ids(info: SourceInfo, resolutions: Sequence[Resolution], opts: MigrationOptions, id_type: str
@@ -529,12 +591,14 @@ class Plan:
 
 
 def make_plan(source: Backend, target: Backend, info: SourceInfo, opts: MigrationOptions, recorded_path: str | None,
-              progress: ProgressCallback | None, fidelity: Fidelity | None = None, *, probe: bool = True) -> Plan:
+              progress: ProgressCallback | None, fidelity: Fidelity | None = None, *, probe: bool = True,
+              existing: CollectionSchema | None = None) -> Plan:
     """Survey the source and refuse, before training or writing, whatever the target could not keep.
 
     The target engine's own rounding is probed (:mod:`smec_vdb.migrate.probe`, a scratch collection made
     and dropped) unless ``fidelity`` is given (a ``check`` run reads the one its migration recorded) or
-    ``probe`` is False (a dry run writes nothing at all)."""
+    ``probe`` is False (a dry run writes nothing at all). ``existing``: the target's schema when it exists
+    (a resumed or re-synced run), whose typed columns every source payload must still fit."""
     reused = reused_compressor(opts, recorded_path)
     resolutions = planned_resolutions(opts, info, reused[0] if reused else None)
     # what the target can hold (vector fields, their names and storage, a server's version) is known before
@@ -549,6 +613,14 @@ def make_plan(source: Backend, target: Backend, info: SourceInfo, opts: Migratio
     if found.bad_payloads.count:  # left out (skip): copy and verification skip the same points
         info = replace(info, payload_limits=target.payload_limits(provisional))
     schema = target_schema(info, found, resolutions, opts)
+    typed = capabilities(target.target).columns and schema.id_type != "any"
+    dynamic: dict[str, str] = {}
+    if existing is not None and existing.primary is not None:  # laid out by the run that made it
+        schema = replace(schema, columns=existing.columns, primary=existing.primary, dynamic_field=existing.dynamic_field)
+        refuse_unfit_columns(found, existing.columns)
+    else:
+        schema, dynamic = payload_layout(schema, found, typed=typed, nullable=typed and holds_nullable(target, schema),
+                                         from_typed=capabilities(source.target).columns)
     target.check_schema(schema)
     kept = [p for why, p in found.probe.items() if why != "without vector" or info.partial]  # else left out
     target.check_points(schema, probe_batch(kept, schema, info))
@@ -556,7 +628,7 @@ def make_plan(source: Backend, target: Backend, info: SourceInfo, opts: Migratio
         cosine = [r.dim for r in schema.resolutions if schema.distance_of(r.name) == "cosine" and r.plain]
         fidelity = probe_engine(target, opts.target_name, found.floats, max(cosine, default=info.width))
     info = replace(info, fidelity=fidelity)
-    return Plan(info, found, schema, resolutions, reused, schema_mapping(info, found, schema, resolutions, target, opts))
+    return Plan(info, found, schema, resolutions, reused, schema_mapping(info, found, schema, resolutions, target, dynamic))
 
 
 def obtain_compressor(plan: Plan, opts: MigrationOptions, progress: ProgressCallback | None,

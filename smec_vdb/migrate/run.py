@@ -132,7 +132,8 @@ def migrate(
     # check writes nothing, not even the engine probe's scratch collection: it reads what the migration found
     known = _recorded_fidelity(target, name) if opts.check else None
     t0 = time.perf_counter()
-    planned = make_plan(source, target, info, opts, recorded, progress, known)  # every refusal comes here
+    existing = None if state == "fresh" else target.schema(name)
+    planned = make_plan(source, target, info, opts, recorded, progress, known, existing=existing)  # every refusal
     info = planned.info
     timer.add("survey", t0)
     t0 = time.perf_counter()

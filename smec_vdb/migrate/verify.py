@@ -187,7 +187,7 @@ def diff(source: Backend, target: Backend, info: SourceInfo, col: SmecCollection
             p = points[i]
             got = stored.get(p.id)
             mine = {n: m[rows[i]] for n, m in encoded.items()} if i in rows else {}
-            kind, classes = _difference(p, got, info, carried, names, mine)
+            kind, classes = _difference(p, got, info, carried, names, mine, bool(col.schema.partitions))
             for name in classes:
                 drift.note_class(name)
             if kind is not None:
@@ -217,13 +217,15 @@ def _fits(info: SourceInfo, point_id: PointId) -> bool:
 
 
 def _difference(p: Point, got: Point | None, info: SourceInfo, carried: Sequence[Resolution], names: set[str],
-                encoded: dict[str, np.ndarray]) -> tuple[str | None, set[str]]:
+                encoded: dict[str, np.ndarray], partitioned: bool) -> tuple[str | None, set[str]]:
     """The first way the stored point differs from the source point (None: identical), and the engine
     classes its values fall in (see the module doc)."""
     if got is None:
         return "missing", set()
     fidelity: Fidelity | None = info.fidelity
     classes: set[str] = set()
+    if partitioned and p.partition != got.partition:
+        return "partition differs", classes
     if content_hash(p, info.sparse) != content_hash(got, info.sparse):
         ulps = fidelity.payload_float_ulps if fidelity is not None else 0
         if not (ulps and same_content(p.payload, got.payload, ulps) and p.sparse == got.sparse):

@@ -10,7 +10,7 @@ from smec_vdb.migrate.plan import KeyStats
 def stats(values: list) -> KeyStats:
     s = KeyStats()
     for v in values:
-        s.note(v)
+        s.note(v, 0)
     return s
 
 
