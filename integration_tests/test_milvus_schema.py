@@ -92,7 +92,6 @@ def test_milvus_to_milvus_keeps_the_schema_the_application_queries(tmp_path):
     milvus_custom_source(tmp_path / "m.db")
     report = migrate_in_place(tmp_path)
     assert report["verification"]["passed"], report["verification"]["summary"]
-    assert all(m["how"] == "kept" for m in report["schema_mapping"] if not m["item"].startswith("vector"))
     b = open_backend("milvus", path=str(tmp_path / "m.db"))
     try:
         hits = SmecCollection.open(b, "src_smec").search(vectors(N)[5], k=5, filter={"year": {"$gt": 2020}})
@@ -111,6 +110,7 @@ def test_milvus_to_milvus_keeps_the_schema_the_application_queries(tmp_path):
                       dict(filter='title == "t5" or title is null', output_fields=["year", "tags"])):
             answers = [sorted(map(str, client.query(name, limit=16384, **query))) for name in ("src", "src_smec")]
             assert answers[0] == answers[1] and answers[0], query
+    assert all(m["how"] == "kept" for m in report["schema_mapping"] if not m["item"].startswith("vector"))
 
 
 def test_a_point_moved_between_partitions_is_found_and_moved(tmp_path):
@@ -132,12 +132,12 @@ def test_an_auto_id_key_keeps_the_sources_ids(tmp_path):
     milvus_custom_source(tmp_path / "m.db", auto_id=True)
     report = migrate_in_place(tmp_path)
     assert report["verification"]["passed"]
-    mapping = {m["item"]: m["how"] for m in report["schema_mapping"]}
-    assert mapping["primary key 'pk' (auto_id)"].startswith("kept, its ids written explicitly")
     with loaded(tmp_path / "m.db", "src", "src_smec") as client:
         ids = [{r["pk"] for r in client.query(name, filter="pk >= 0", output_fields=["pk"], limit=16384)}
                for name in ("src", "src_smec")]
     assert ids[0] == ids[1] and len(ids[0]) == N
+    mapping = {m["item"]: m["how"] for m in report["schema_mapping"]}
+    assert mapping["primary key 'pk' (auto_id)"].startswith("kept, its ids written explicitly")
 
 
 def test_milvus_columns_become_qdrant_payload_keys_with_payload_indexes(tmp_path):
@@ -150,9 +150,6 @@ def test_milvus_columns_become_qdrant_payload_keys_with_payload_indexes(tmp_path
     try:
         report = migrate(source, opts(tmp_path), target_backend=target)
         assert report["verification"]["passed"]
-        mapping = {m["item"]: m["how"] for m in report["schema_mapping"]}
-        assert mapping["column 'title' varchar(64) nullable, INVERTED index"] == "payload key with a keyword payload index"
-        assert mapping["partitions ['archive', 'recent']"].startswith("not kept")
     finally:
         source.close()
         target.close()
@@ -164,6 +161,9 @@ def test_milvus_columns_become_qdrant_payload_keys_with_payload_indexes(tmp_path
     finally:
         shard.close()
     assert {"title", "year", "score", "tags", "n"} <= set(records[0].payload)
+    mapping = {m["item"]: m["how"] for m in report["schema_mapping"]}
+    assert mapping["column 'title' varchar(64) nullable, INVERTED index"] == "payload key with a keyword payload index"
+    assert mapping["partitions ['archive', 'recent']"].startswith("not kept")
 
 
 def test_qdrant_payload_keys_every_point_agrees_on_become_typed_milvus_columns(tmp_path):
@@ -180,9 +180,6 @@ def test_qdrant_payload_keys_every_point_agrees_on_become_typed_milvus_columns(t
     client.close()
     report = migrate_into_milvus(tmp_path)
     assert report["verification"]["passed"], report["verification"]["summary"]
-    mapping = {m["item"]: m["how"] for m in report["schema_mapping"]}
-    assert mapping["payload key 'opt'"] == "typed column 'opt' int64 nullable"
-    assert mapping["payload keys ['mixed']"] == "dynamic field (points hold it as float and int)"
     milvus = MilvusClient(str(tmp_path / "mt.db"))
     try:
         milvus.load_collection("src_smec")
@@ -195,6 +192,9 @@ def test_qdrant_payload_keys_every_point_agrees_on_become_typed_milvus_columns(t
         assert row["mixed"] == 2.0 and isinstance(row["mixed"], float) and row["tags"] == [1] and row["opt"] == 4
     finally:
         milvus.close()
+    mapping = {m["item"]: m["how"] for m in report["schema_mapping"]}
+    assert mapping["payload key 'opt'"] == "typed column 'opt' int64 nullable"
+    assert mapping["payload keys ['mixed']"] == "dynamic field (points hold it as float and int)"
 
 
 def migrate_into_milvus(tmp_path: Path, **kw) -> dict:
