@@ -39,12 +39,16 @@ _INDEX_OF: dict[str, PayloadType] = {"varchar": "keyword", "int8": "integer", "i
                                      "int64": "integer", "float": "float", "double": "float", "bool": "bool"}
 #: the scalar index a typed column gets for a payload index (Milvus's general-purpose one)
 SCALAR_INDEX = "INVERTED"
+#: before Milvus 2.4: Trie for strings, STL_SORT for numbers, none for booleans
+OLD_INDEXES = {"str": "Trie", "int": "STL_SORT", "float": "STL_SORT"}
 
 
 def columns_from_payloads(keys: Mapping[str, KeyStats], seen: int, *, reserved: set[str],
-                          indexed: Mapping[str, PayloadType], nullable: bool) -> tuple[tuple[Column, ...], dict[str, str]]:
+                          indexed: Mapping[str, PayloadType], nullable: bool, inverted: bool = True
+                          ) -> tuple[tuple[Column, ...], dict[str, str]]:
     """(typed columns, {key: why it stays in the dynamic field}) for a source whose ``seen`` points hold
-    ``keys``; ``reserved``: field names taken (the key, vectors); ``nullable``: the target has nullable columns."""
+    ``keys``; ``reserved``: field names taken (the key, vectors); ``nullable``: the target has nullable columns;
+    ``inverted``: it has the INVERTED scalar index (else an indexed key gets Trie or STL_SORT, Milvus < 2.4)."""
     columns: list[Column] = []
     dynamic: dict[str, str] = {}
     for key, stats in sorted(keys.items()):
@@ -56,7 +60,7 @@ def columns_from_payloads(keys: Mapping[str, KeyStats], seen: int, *, reserved: 
         optional = stats.count < seen or "null" in stats.types
         columns.append(Column(key, _COLUMN_OF[kind], nullable=optional,
                               max_length=MAX_VARCHAR if kind == "str" else None,
-                              index=SCALAR_INDEX if key in indexed else None,
+                              index=(SCALAR_INDEX if inverted else OLD_INDEXES.get(kind)) if key in indexed else None,
                               absent_when_null=stats.count < seen))
     return tuple(columns), dynamic
 

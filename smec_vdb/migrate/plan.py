@@ -430,9 +430,9 @@ def refuse_unfit_columns(found: Survey, columns: Sequence[Column]) -> None:
                     "cannot hold: migrate with restart to lay the payload out anew")
 
 
-def holds_nullable(target: Backend, schema: CollectionSchema) -> bool:
-    """Whether ``target`` can hold a nullable typed column (Milvus >= 2.5), asked with one."""
-    probe = Column("nullable_probe", "int64", nullable=True)
+def holds_column(target: Backend, schema: CollectionSchema, probe: Column) -> bool:
+    """Whether ``target`` can hold a typed column like ``probe`` (nullable: Milvus >= 2.5; an INVERTED index:
+    >= 2.4), asked with one."""
     try:
         target.check_schema(replace(schema, primary=schema.primary or PrimaryKey(), columns=(*schema.columns, probe)))
     except ConfigError:
@@ -447,8 +447,8 @@ def target_schema(info: SourceInfo, found: Survey, resolutions: Sequence[Resolut
     return schema_with_ids(info, resolutions, opts, target_id_type(info, found))
 
 
-def payload_layout(schema: CollectionSchema, found: Survey, *, typed: bool, nullable: bool, from_typed: bool
-                   ) -> tuple[CollectionSchema, dict[str, str]]:
+def payload_layout(schema: CollectionSchema, found: Survey, *, typed: bool, nullable: bool, from_typed: bool,
+                   inverted: bool = True) -> tuple[CollectionSchema, dict[str, str]]:
     """``schema`` with the payload laid out as the target engine holds it (:mod:`smec_vdb.migrate.columns`),
     and why each payload key that is no column stays in the dynamic field.
 
@@ -468,7 +468,7 @@ def payload_layout(schema: CollectionSchema, found: Survey, *, typed: bool, null
     if taken:  # a key named like a field cannot be a column nor a dynamic key: one JSON payload field holds all
         return schema, {key: "named like a field of the collection" for key in taken}
     columns, dynamic = columns_from_payloads(found.keys, found.points, reserved=fields, indexed=schema.payload_indexes,
-                                             nullable=nullable)
+                                             nullable=nullable, inverted=inverted)
     primary = PrimaryKey(ID_FIELD, max_length=MAX_VARCHAR if schema.id_type == "str" else None)
     return replace(schema, columns=columns, primary=primary, dynamic_field=True), dynamic
 
@@ -619,8 +619,10 @@ def make_plan(source: Backend, target: Backend, info: SourceInfo, opts: Migratio
         schema = replace(schema, columns=existing.columns, primary=existing.primary, dynamic_field=existing.dynamic_field)
         refuse_unfit_columns(found, existing.columns)
     else:
-        schema, dynamic = payload_layout(schema, found, typed=typed, nullable=typed and holds_nullable(target, schema),
-                                         from_typed=capabilities(source.target).columns)
+        schema, dynamic = payload_layout(
+            schema, found, typed=typed, from_typed=capabilities(source.target).columns,
+            nullable=typed and holds_column(target, schema, Column("nullable_probe", "int64", nullable=True)),
+            inverted=typed and holds_column(target, schema, Column("index_probe", "int64", index="INVERTED")))
     target.check_schema(schema)
     kept = [p for why, p in found.probe.items() if why != "without vector" or info.partial]  # else left out
     target.check_points(schema, probe_batch(kept, schema, info))

@@ -43,3 +43,10 @@ def test_indexed_columns_become_payload_indexes_of_the_matching_type():
     assert indexes_from_columns(columns) == {"t": "keyword", "y": "integer"}
     assert describe(Column("t", "varchar", nullable=True, max_length=64, index="INVERTED")) == \
         "column 't' varchar(64) nullable, INVERTED index"
+
+
+def test_before_milvus_2_4_an_indexed_key_gets_the_index_that_server_has():
+    columns, _ = columns_from_payloads({"t": stats(["a"]), "y": stats([1]), "b": stats([True])}, 1, reserved=set(),
+                                       indexed={"t": "keyword", "y": "integer", "b": "bool"}, nullable=False,
+                                       inverted=False)
+    assert {c.name: c.index for c in columns} == {"t": "Trie", "y": "STL_SORT", "b": None}
