@@ -18,6 +18,7 @@ Example::
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
@@ -161,6 +162,7 @@ class SmecCollection:
         layout: Layout | None = LAYOUTS[DEFAULT_LAYOUT],
         carried: Sequence[Resolution] = (),
         sparse: Sequence[str] = (),
+        like: CollectionSchema | None = None,
     ) -> "SmecCollection":
         """Create ``name`` with one vector per resolution (plus ``carried`` dense and ``sparse`` vectors
         kept as given) and record the compressor's hash and folder: ``compressor_path``, else the folder it
@@ -169,11 +171,13 @@ class SmecCollection:
 
         ``layout`` places the compressor's resolutions (see :mod:`smec_vdb.layout`; default ``tiered``:
         the coarsest with its graph in RAM, the wider ones graph-less on disk); carried vectors keep the
-        engine's defaults. None = engine defaults for all.
+        engine's defaults. None = engine defaults for all. ``like``: a schema whose other settings
+        (sharding, partitions, columns…, e.g. a migration source's) the collection takes.
         """
         resolutions = plan_resolutions(compressor, dims, keep_full)
         path = recorded_path(compressor, compressor_path)
-        schema = CollectionSchema(
+        schema = replace(
+            like or CollectionSchema(resolutions=resolutions),
             resolutions=resolutions + tuple(carried),
             distance="cosine",
             id_type=id_type,  # type: ignore[arg-type]
