@@ -14,6 +14,7 @@ Example::
 
 from __future__ import annotations
 
+import logging
 import os
 from contextlib import contextmanager
 from typing import Any, Iterator
@@ -29,12 +30,17 @@ def pymilvus() -> Any:
     # gRPC's C core logs transport chatter (e.g. Milvus Lite's "too_many_pings" GOAWAY) straight to
     # stderr; every real failure still reaches us as an exception, so keep the terminal clean.
     os.environ.setdefault("GRPC_VERBOSITY", "NONE")
+    # pymilvus's first import dictConfig()s its logger to WARNING with a handler of its own, over a level
+    # the host application set (the CLI quiets engine loggers: their tracebacks repeat our one-line error)
+    host_level = logging.getLogger("pymilvus").level
     try:
         import pymilvus as module
     except ImportError as e:
         from smec_vdb.engines import engine
 
         raise MissingDependencyError(f"the milvus backend needs pymilvus: {engine('milvus').install_hint}") from e
+    if host_level:
+        logging.getLogger("pymilvus").setLevel(host_level)
     return module
 
 
@@ -54,6 +60,13 @@ def mapped(error: Exception, target: str, action: str, collection: str | None = 
         return BackendError(
             f"{target}: cannot {action}: {message} (Milvus Lite allows one process per path: is another "
             "process using it? Close it or use another path)"
+        )
+    if "no data left in file" in lowered:  # Milvus Lite 3.2.2 np.save()s index files in place (not crash-safe)
+        return BackendError(
+            f"{target}: cannot {action}: a file of the collection's index is cut short ({message}): Milvus Lite "
+            "writes its index files in place, so a process killed while it wrote one leaves it truncated and the "
+            "collection cannot be loaded again; drop and rebuild it (a migration target: run the same migrate "
+            "command with --restart; the source is untouched)"
         )
     # MilvusException.retriable is the server's own verdict; code 2 is pymilvus's "cannot connect".
     retriable = (

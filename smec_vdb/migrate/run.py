@@ -216,6 +216,10 @@ def _resync(source: Backend, target: Backend, info: SourceInfo, col: SmecCollect
     counts = {"rewritten": 0, "deleted": 0}
 
     def repair(points: list[Point], x: np.ndarray) -> None:
+        # deleted first: an upsert into a Milvus dynamic field keeps keys the new row lacks (Milvus Lite
+        # merges them), so a key added behind our back would survive; a stop in between leaves the
+        # points missing, which the next run's diff finds and rewrites
+        target.delete(col.name, [p.id for p in points])
         write_points(target, col, info, points, x, timer)
         counts["rewritten"] += len(points)
 
