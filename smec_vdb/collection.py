@@ -5,8 +5,19 @@ one ``d<dim>`` vector per compressed dim. Writes encode on the fly; searches run
 (smallest resolution first, re-scored on each larger one). The collection records the hash of its
 compressor's manifest; opening it with another compressor raises CompressorMismatchError. It may
 also hold *carried* vectors (a migrated source's other dense and sparse vectors), stored as given
-and never encoded. Opened through an alias, it re-resolves the alias on every search and follows
-a swap (loading the new target's compressor), so it never answers with a stale compressor.
+and never encoded.
+
+A search encodes the query once with the bound compressor (numpy on cached weights for a linear
+method, :mod:`smec_vdb.compress.numpy_encoder`; the full-width query is sent as given, cosine
+needs no normalised query) and sends it to the *concrete* collection that compressor wrote, never
+to an alias name: a swap landing between the encode and the search cannot mix two compressors'
+spaces. Opened through an alias, it checks before each search whether the alias moved — the
+backend's ``alias_version()`` token where it has one (a ``stat`` or an in-process counter, no
+metadata read), else ``resolve_alias`` — and after a swap binds to the new target and its
+compressor; a search that finds its collection dropped by a swap re-binds and runs once more.
+The coarse candidate count defaults to the collection's calibrated one
+(:mod:`smec_vdb.calibrate`, recorded under ``search`` in the compressor record), else the rule of
+:func:`smec_vdb.search.default_candidates`.
 
 Example::
 
@@ -18,8 +29,9 @@ Example::
 
 from __future__ import annotations
 
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Protocol, Sequence
 
 import numpy as np
 
@@ -34,15 +46,32 @@ from smec_vdb.backend import (
     PointId,
     Resolution,
 )
-from smec_vdb.errors import CompressorMismatchError, ConfigError, DimensionError
+from smec_vdb.compress.numpy_encoder import as_rows
+from smec_vdb.errors import CollectionNotFoundError, CompressorMismatchError, ConfigError, DimensionError
 from smec_vdb.layout import DEFAULT_LAYOUT, LAYOUTS, Layout
-from smec_vdb.search import default_candidates, plan_stages
+from smec_vdb.search import default_candidates, plan_stages, scaled_candidates
 
 if TYPE_CHECKING:  # torch is imported only when a compressor is loaded (keeps `smec-vdb inspect` fast)
     from smec_vdb.compress.base import Compressor
 
 FULL = "full"
 COMPRESSOR_KEY = "compressor"
+#: the calibration's entry in the compressor record (:mod:`smec_vdb.calibrate`)
+SEARCH_KEY = "search"
+
+
+class Encoder(Protocol):
+    """What a collection encodes with: a :class:`~smec_vdb.compress.base.Compressor`, or the torch-free
+    :class:`~smec_vdb.compress.numpy_encoder.NumpyEncoder` of one."""
+
+    @property
+    def method(self) -> str: ...
+    @property
+    def input_dim(self) -> int: ...
+    @property
+    def dims(self) -> tuple[int, ...]: ...
+
+    def encode_many(self, x: Any, dims: Sequence[int]) -> dict[int, np.ndarray]: ...
 
 
 def resolution_name(dim: int, input_dim: int) -> str:
@@ -73,54 +102,145 @@ def compressor_record(compressor: Compressor, resolutions: Sequence[Resolution],
     }
 
 
-class SmecCollection:
-    """A collection whose points are written and searched through one compressor."""
+@dataclass(frozen=True)
+class Binding:
+    """What one search reads, replaced as a whole (never piecewise) when an alias moves."""
 
-    def __init__(self, backend: Backend, name: str, compressor: Compressor, *, follow_alias: bool = False) -> None:
+    collection: str                        #: the concrete collection searched and written
+    encoder: Encoder
+    encoder_hash: str
+    record: dict[str, Any]
+    schema: CollectionSchema
+    resolutions: tuple[Resolution, ...]    #: the compressor's resolutions, widest first
+    via_alias: bool
+    alias_token: Any = None                #: the backend's alias_version() when bound
+
+    @property
+    def compressed_dims(self) -> list[int]:
+        return [r.dim for r in self.resolutions if r.dim != self.encoder.input_dim]
+
+    def default_candidates(self, k: int) -> int:
+        """The calibrated count scaled to ``k`` (:func:`smec_vdb.search.scaled_candidates`), else the rule."""
+        calibrated = (self.record.get(SEARCH_KEY) or {}).get("candidates")
+        if calibrated:
+            return scaled_candidates(int(calibrated), int(self.record[SEARCH_KEY].get("k", 10)), k)
+        layout = self.schema.layout
+        return default_candidates(k, self.encoder.input_dim, self.resolutions[-1].dim,
+                                  None if layout is None else layout.coarse.quantization)
+
+
+class SmecCollection:
+    """A collection whose points are written and searched through one compressor (module doc)."""
+
+    def __init__(self, backend: Backend, name: str, compressor: Compressor | Encoder, *,
+                 follow_alias: bool = False) -> None:
         self.backend = backend
         self.name = name
         self.follow_alias = follow_alias
-        self._bind(compressor)
+        self._torch_compressor: Compressor | None = None
+        token, target = self._resolve()
+        self._binding = self._bind(compressor, _encoder_hash(compressor), token, target)
 
-    def _bind(self, compressor: Compressor) -> None:
+    # -- binding --------------------------------------------------------------------------
+    def _resolve(self) -> tuple[Any, str]:
+        """(the backend's alias token, read first; the concrete collection ``name`` designates now)."""
+        version = getattr(self.backend, "alias_version", None)
+        token = version() if version is not None else None
+        return token, (self.backend.resolve_alias(self.name) if self.backend.supports_aliases else None) or self.name
+
+    def _bind(self, encoder: Encoder, encoder_hash: str, token: Any, target: str,
+              record: dict[str, Any] | None = None) -> Binding:
+        """Everything a search needs, read from the concrete collection ``target`` (never through the alias)."""
         backend, name = self.backend, self.name
-        self.compressor = compressor
-        self.bound_to = (backend.resolve_alias(name) if backend.supports_aliases else None) or name
-        record = backend.get_metadata(name, COMPRESSOR_KEY)
+        record = record if record is not None else backend.get_metadata(target, COMPRESSOR_KEY)
         if record is None:
             raise CompressorMismatchError(
                 f"collection {name!r} on {backend.target} was not written by smec-vdb (no compressor record)"
             )
-        if record.get("manifest_hash") != compressor.manifest_hash:
+        if record.get("manifest_hash") != encoder_hash:
             raise CompressorMismatchError(
                 f"collection {name!r} was written by compressor {record.get('manifest_hash')}, "
-                f"but compressor {compressor.manifest_hash} was given"
+                f"but compressor {encoder_hash} was given"
             )
-        self.record = record
-        self.schema = backend.schema(name)
+        schema = backend.schema(target)
         # The compressor's resolutions (not carried vectors), widest first.
-        encoded = record.get("resolutions") or {r.name: r.dim for r in self.schema.resolutions}
-        self.resolutions = tuple(sorted((self.schema.resolution(n) for n in encoded), key=lambda r: r.dim, reverse=True))
+        encoded = record.get("resolutions") or {r.name: r.dim for r in schema.resolutions}
+        resolutions = tuple(sorted((schema.resolution(n) for n in encoded), key=lambda r: r.dim, reverse=True))
+        return Binding(target, encoder, encoder_hash, record, schema, resolutions, target != name, token)
 
-    def _follow_swap(self) -> None:
-        """If ``name`` is an alias now pointing elsewhere, bind to the new target and its compressor."""
-        if not self.backend.supports_aliases:
-            return
-        now = self.backend.resolve_alias(self.name) or self.name
-        if now == self.bound_to:
-            return
-        record = self.backend.get_metadata(self.name, COMPRESSOR_KEY) or {}
-        if record.get("manifest_hash") == self.compressor.manifest_hash:
-            self._bind(self.compressor)
+    def _current(self) -> Binding:
+        """The binding to search with: re-bound first if ``name`` is an alias that moved since."""
+        b = self._binding
+        if not b.via_alias:
+            return b  # a collection's name cannot become an alias while the collection exists
+        version = getattr(self.backend, "alias_version", None)
+        if version is not None and version() == b.alias_token:
+            return b
+        token, target = self._resolve()
+        if target == b.collection:
+            self._binding = b = replace(b, alias_token=token)
+            return b
+        return self._follow_swap(token, target)
+
+    def _follow_swap(self, token: Any = None, target: str | None = None) -> Binding:
+        """Bind to ``target`` (default: where ``name`` points now) with the compressor that wrote it."""
+        b = self._binding
+        if target is None:
+            token, target = self._resolve()
+        record = self.backend.get_metadata(target, COMPRESSOR_KEY) or {}
+        if record.get("manifest_hash") == b.encoder_hash:
+            encoder, encoder_hash = b.encoder, b.encoder_hash
         elif self.follow_alias and record.get("path"):
-            from smec_vdb.compress.artifact import load as load_compressor
-
-            self._bind(load_compressor(record["path"]))
+            encoder = load_encoder(record["path"])
+            encoder_hash = _encoder_hash(encoder)
+            self._torch_compressor = None
         else:
             raise CompressorMismatchError(
-                f"alias {self.name!r} now points at {now!r} (was {self.bound_to!r}), written by compressor "
+                f"alias {self.name!r} now points at {target!r} (was {b.collection!r}), written by compressor "
                 f"{record.get('manifest_hash')}: open it again with that compressor"
             )
+        self._binding = self._bind(encoder, encoder_hash, token, target, record or None)
+        return self._binding
+
+    @property
+    def bound_to(self) -> str:
+        """The concrete collection this reader searches (``name`` itself, or the alias's target)."""
+        return self._binding.collection
+
+    @property
+    def record(self) -> dict[str, Any]:
+        return self._binding.record
+
+    @property
+    def schema(self) -> CollectionSchema:
+        return self._binding.schema
+
+    @property
+    def resolutions(self) -> tuple[Resolution, ...]:
+        return self._binding.resolutions
+
+    @property
+    def encoder(self) -> Encoder:
+        return self._binding.encoder
+
+    @property
+    def compressor(self) -> Compressor:
+        """The bound compressor as a torch module (loaded on first use when the collection was opened with
+        its numpy encoder only)."""
+        from smec_vdb.compress.base import Compressor
+
+        encoder = self._binding.encoder
+        if isinstance(encoder, Compressor):
+            return encoder
+        if self._torch_compressor is None:
+            from smec_vdb.compress.artifact import load as load_compressor
+
+            self._torch_compressor = load_compressor(self._binding.record["path"])
+        return self._torch_compressor
+
+    def default_candidates(self, k: int) -> int:
+        """Coarse candidates a search for top-``k`` uses unless told otherwise (module doc)."""
+        return self._current().default_candidates(k)
 
     # -- construction -----------------------------------------------------------------
     @classmethod
@@ -164,42 +284,42 @@ class SmecCollection:
 
     @classmethod
     def open(cls, backend: Backend, name: str, compressor: Compressor | str | Path | None = None) -> "SmecCollection":
-        """Open an existing collection, loading its compressor from the recorded path unless one is given
-        (then an alias swap is followed by loading the new target's compressor)."""
-        from smec_vdb.compress.artifact import load as load_compressor
-        from smec_vdb.compress.base import Compressor
-
+        """Open an existing collection with its compressor: the one given (a module, or its folder), else
+        the one its record names — then an alias swap is followed by loading the new target's. A folder
+        of a linear method is read as its numpy encoder, without torch (:func:`load_encoder`)."""
         follow = compressor is None
         if compressor is None:
-            record = backend.get_metadata(name, COMPRESSOR_KEY) if backend.exists(name) else None
+            target = (backend.resolve_alias(name) if backend.supports_aliases else None) or name
+            record = backend.get_metadata(target, COMPRESSOR_KEY) if backend.exists(target) else None
             if record is None:
                 backend.schema(name)  # raises CollectionNotFoundError when absent
                 raise CompressorMismatchError(f"collection {name!r} has no compressor record: pass its compressor")
             if not record.get("path"):
                 raise CompressorMismatchError(f"collection {name!r} does not record where its compressor is: pass it")
             compressor = record["path"]
-        if not isinstance(compressor, Compressor):
-            compressor = load_compressor(compressor)
-        return cls(backend, name, compressor, follow_alias=follow)
+        encoder = load_encoder(compressor) if isinstance(compressor, (str, Path)) else compressor
+        return cls(backend, name, encoder, follow_alias=follow)
 
     # -- writing ------------------------------------------------------------------------
     def encode(self, full_vectors: Any) -> dict[str, np.ndarray]:
         """Every stored resolution of these full-width vectors (float32, unit rows)."""
-        encoded = self.compressor.encode_many(full_vectors, [r.dim for r in self.resolutions])
-        return {r.name: encoded[r.dim] for r in self.resolutions}
+        b = self._binding
+        encoded = b.encoder.encode_many(full_vectors, [r.dim for r in b.resolutions])
+        return {r.name: encoded[r.dim] for r in b.resolutions}
 
     def upsert(
         self, ids: Sequence[PointId], full_vectors: Any, payloads: Sequence[Mapping[str, Any]] | None = None
     ) -> None:
         """Encode full-width vectors at every resolution and upsert them (same id → replaced)."""
+        b = self._binding
         vectors = self.encode(full_vectors)
         n = next(iter(vectors.values())).shape[0]
         if len(ids) != n:
             raise DimensionError(f"got {len(ids)} ids for {n} vectors")
-        carried = [r.name for r in self.schema.resolutions if r not in self.resolutions]
+        carried = [r.name for r in b.schema.resolutions if r not in b.resolutions]
         if carried:
             raise ConfigError(f"collection {self.name!r} also holds the vectors {carried}: write them with backend.upsert")
-        self.backend.upsert(self.name, Batch(ids=list(ids), vectors=vectors, payloads=payloads))
+        self.backend.upsert(b.collection, Batch(ids=list(ids), vectors=vectors, payloads=payloads))
 
     # -- searching ----------------------------------------------------------------------
     def search(
@@ -211,21 +331,53 @@ class SmecCollection:
         filter: Filter | None = None,
         with_payload: bool = True,
     ) -> list[Hit]:
-        """Coarse-to-fine search: the full-width query is encoded at every stored resolution; the
-        smallest is searched for ``candidates`` (default: :func:`default_candidates`), each larger
-        one re-scores the survivors of the previous one."""
+        """Coarse-to-fine search with one full-width query: encoded once to the compressed resolutions,
+        the smallest searched for ``candidates`` (default: :meth:`default_candidates`), each larger one
+        re-scoring the survivors of the previous one, on the concrete collection (module doc)."""
         if k < 1:
             raise ConfigError(f"k must be >= 1, found {k}")
-        self._follow_swap()
-        coarse = self.resolutions[-1]
-        quantization = None if self.schema.layout is None else self.schema.layout.coarse.quantization
-        candidates = candidates or default_candidates(k, self.compressor.input_dim, coarse.dim, quantization)
+        for attempt in (0, 1):
+            b = self._current() if attempt == 0 else self._follow_swap()
+            stages = self._stages(b, vector, k, candidates)
+            try:
+                return self.backend.search_stages(b.collection, stages, filter=filter, with_payload=with_payload)
+            except CollectionNotFoundError:
+                if not b.via_alias or attempt:
+                    raise  # not dropped by a swap: report it
+        raise AssertionError("unreachable")
+
+    @staticmethod
+    def _stages(b: Binding, vector: Any, k: int, candidates: int | None) -> list:
+        candidates = candidates or b.default_candidates(k)
         if candidates < k:
             raise ConfigError(f"candidates ({candidates}) must be >= k ({k})")
-        encoded = self.encode(np.asarray(vector, dtype=np.float32).reshape(1, -1))
-        queries = {name: matrix[0] for name, matrix in encoded.items()}
-        stages = plan_stages(queries, [r.name for r in reversed(self.resolutions)], k, candidates)
-        return self.backend.search_stages(self.name, stages, filter=filter, with_payload=with_payload)
+        query = as_rows(vector, b.encoder.input_dim)
+        if query.shape[0] != 1:
+            raise DimensionError(f"search takes one query vector, found {query.shape[0]} rows")
+        dims = b.compressed_dims or [b.encoder.input_dim]
+        encoded = b.encoder.encode_many(query, dims)
+        queries = {r.name: (query[0] if r.dim not in encoded else encoded[r.dim][0]) for r in b.resolutions}
+        return plan_stages(queries, [r.name for r in reversed(b.resolutions)], k, candidates)
 
     def count(self) -> int:
-        return self.backend.count(self.name)
+        return self.backend.count(self._binding.collection)
+
+
+def _encoder_hash(encoder: Any) -> str:
+    """The id a collection records for ``encoder`` (a Compressor computes it from its weights)."""
+    found = getattr(encoder, "manifest_hash", None)
+    if not found:
+        raise CompressorMismatchError("this encoder has no compressor id: load it from its saved folder")
+    return str(found)
+
+
+def load_encoder(path: str | Path) -> Encoder:
+    """The compressor saved at ``path``: its numpy encoder when the method is linear (no torch), else the module."""
+    from smec_vdb.compress.numpy_encoder import load_encoder as load_numpy
+
+    encoder = load_numpy(path)
+    if encoder is not None:
+        return encoder
+    from smec_vdb.compress.artifact import load as load_compressor
+
+    return load_compressor(path)
