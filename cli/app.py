@@ -26,7 +26,7 @@ app = typer.Typer(
 
 
 def _register_commands() -> None:
-    from smec_vdb.cli import demo, inspect, migrate, search, train
+    from smec_vdb.cli import calibrate, demo, inspect, migrate, search, train
     from smec_vdb.cli import eval as eval_cmd  # the module name shadows the builtin otherwise
 
     train.register(app)
@@ -35,6 +35,7 @@ def _register_commands() -> None:
     migrate.register(app)
     search.register(app)
     inspect.register(app)
+    calibrate.register(app)
     __import__("smec_vdb.cli.extend", fromlist=["register"]).register(app)
 
 

@@ -9,9 +9,10 @@ from rich.console import Console
 from rich.table import Table
 
 from smec_vdb.cli.common import BackendOpt, PathOpt, UrlOpt, backend_session, emit_json
-from smec_vdb.collection import COMPRESSOR_KEY
+from smec_vdb.collection import COMPRESSOR_KEY, SEARCH_KEY
 from smec_vdb.layout import collection_footprint
 from smec_vdb.migrate import CHECKPOINT_KEY
+from smec_vdb.migrate.options import COMPLETE_KEY
 
 
 def describe(b, name: str) -> dict:
@@ -20,6 +21,7 @@ def describe(b, name: str) -> dict:
     per_point = 4 * sum(r.dim for r in schema.resolutions)
     record = b.get_metadata(name, COMPRESSOR_KEY)
     checkpoint = b.get_metadata(name, CHECKPOINT_KEY)
+    migration = b.get_metadata(name, COMPLETE_KEY) or {}
     return {
         "collection": name,
         "points": count,
@@ -28,6 +30,9 @@ def describe(b, name: str) -> dict:
         "vector_bytes_per_point": per_point,
         "vector_bytes_total": per_point * count,
         **_layout_bytes(schema),
+        # the migration's source as it was configured, and recall@10 / p50 at the calibrated candidates
+        "source_footprint": (migration.get("footprint") or {}).get("source"),
+        "search": (record or {}).get(SEARCH_KEY),
         "compressor": record,
         "migration_in_progress": checkpoint is not None,
     }
@@ -57,14 +62,18 @@ def inspect_command(
         emit_json(rows)
         return
     table = Table(title=f"{len(rows)} collection(s)")
-    for c in ("collection", "points", "vectors", "bytes/point", "RAM/disk B/pt", "compressor", "state"):
+    for c in ("collection", "points", "vectors", "RAM/disk B/pt (model)", "source RAM/disk B/pt", "search default",
+              "compressor", "state"):
         table.add_column(c)
     for r in rows:
-        comp = r["compressor"]
+        comp, source, search = r["compressor"], r["source_footprint"], r["search"]
         table.add_row(
             r["collection"], str(r["points"]), ", ".join(f"{k}:{v}" for k, v in r["vectors"].items()),
-            str(r["vector_bytes_per_point"]),
             f"{r['ram_bytes_per_point']:g} / {r['disk_bytes_per_point']:g} ({r['layout'] or 'engine default'})",
+            f"{source['ram_bytes_per_point']:g} / {source['disk_bytes_per_point']:g} "
+            f"({r['ram_bytes_per_point'] / source['ram_bytes_per_point']:.2f}× RAM)" if source else "-",
+            f"{search['candidates']} cand.: recall@10 {search['held_out']['recall']:.3f}, "
+            f"p50 {search['held_out']['p50_ms']:.2f} ms" if search else "-",
             f"{comp['method']} {comp['manifest_hash']}" if comp else "-",
             "migrating" if r["migration_in_progress"] else "ready",
         )

@@ -1,4 +1,8 @@
-"""`smec-vdb search`: coarse-to-fine search of a SMEC collection with a full-width query vector."""
+"""`smec-vdb search`: coarse-to-fine search of a SMEC collection with a full-width query vector.
+
+Kept light for a one-shot query from the shell: a linear compressor is read as its numpy encoder
+(no torch import), and the coarse candidates default to the collection's calibrated count.
+"""
 
 from __future__ import annotations
 
@@ -56,7 +60,8 @@ def search_command(
     collection: Annotated[str, typer.Option("--collection", "-c", help="SMEC collection (or alias) to search.")],
     query: Annotated[str, typer.Option("--query", "-q", help="Query vector: x.npy, x.json, a JSON list, or - for stdin.")],
     k: Annotated[int, typer.Option("-k", help="Hits to return.")] = 10,
-    candidates: Annotated[Optional[int], typer.Option(help="Coarse candidates [default: max(100, 10k)].")] = None,
+    candidates: Annotated[Optional[int], typer.Option(help="Coarse candidates [default: the collection's calibrated "
+                                                           "count (smec-vdb calibrate), else k x clamp(2048 / coarse dim, 4, 64)].")] = None,
     filter_: Annotated[Optional[str], typer.Option("--filter", help='Payload filter as a JSON object: {"kind": "class"}, {"kind": ["a", "b"]}, {"n": {"$gte": 2}}, {"$or": [...]}, {"$not": {...}}, dotted keys for nested fields.')] = None,
     compressor: Annotated[Optional[Path], typer.Option(help="Compressor dir [default: the one the collection records].")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print hits as JSON.")] = False,
@@ -71,13 +76,12 @@ def search_command(
     vector = read_query(query)
     flt = parse_filter_option(filter_)
     with backend_session(backend, url, path, existing=True) as b:
-        name = b.resolve_alias(collection) if b.supports_aliases and not b.exists(collection) else None
-        col = SmecCollection.open(b, name or collection, compressor)
+        col = SmecCollection.open(b, collection, compressor)
         hits = col.search(vector, k=k, candidates=candidates, filter=flt)
     if as_json:
         emit_json([{"id": h.id, "score": h.score, "payload": h.payload} for h in hits])
         return
-    table = Table(title=f"{col.name}: top {k}")
+    table = Table(title=f"{col.bound_to}: top {k}")
     for c in ("rank", "id", "score", "payload"):
         table.add_column(c)
     for i, h in enumerate(hits, 1):

@@ -242,6 +242,16 @@ class SmecCollection:
         """Coarse candidates a search for top-``k`` uses unless told otherwise (module doc)."""
         return self._current().default_candidates(k)
 
+    def record_search_defaults(self, entry: Mapping[str, Any] | None) -> None:
+        """Store ``entry`` (a calibration, :mod:`smec_vdb.calibrate`) under ``search`` in the compressor
+        record of the bound collection, or remove it (None); searches use it from now on."""
+        b = self._binding
+        record = {k: v for k, v in b.record.items() if k != SEARCH_KEY}
+        if entry is not None:
+            record[SEARCH_KEY] = dict(entry)
+        self.backend.set_metadata(b.collection, COMPRESSOR_KEY, record)
+        self._binding = replace(b, record=record)
+
     # -- construction -----------------------------------------------------------------
     @classmethod
     def create(

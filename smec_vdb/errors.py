@@ -102,6 +102,11 @@ class CompressorMismatchError(SmecError):
     """A collection was written by another compressor than the one used to read or write it."""
 
 
+class CalibrationError(SmecError):
+    """No coarse candidate count within the allowed range reaches the recall target (the message gives
+    the recall reached at the largest count tried), or the collection cannot be calibrated."""
+
+
 class MigrationError(SmecError):
     """A migration cannot proceed (bad source, checkpoint from another run, …)."""
 

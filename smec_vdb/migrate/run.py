@@ -3,7 +3,8 @@
 Flow (issues 4, 10): plan (read the source's layout, survey every point, refuse what cannot be
 kept, before anything is trained or written) → train SMEC on a sample of the source's own vectors
 (or reuse a compressor) → create the target → copy in batches, checkpointing the source cursor →
-verify every point (:mod:`smec_vdb.migrate.verify`) → alias swap only when verification passes.
+calibrate the coarse candidate count on held-out source points (:mod:`smec_vdb.calibrate`) → verify
+every point (:mod:`smec_vdb.migrate.verify`) → alias swap only when verification passes.
 
 Re-running the same command resumes from the checkpoint; once complete, it re-syncs: points the
 source added, changed or deleted since are found by comparing content and only those are
@@ -29,11 +30,19 @@ from pathlib import Path
 import numpy as np
 
 from smec_vdb.backend import Backend, Point
+from smec_vdb.calibrate import Reference, calibrate, store
 from smec_vdb.collection import COMPRESSOR_KEY, FULL, SmecCollection
-from smec_vdb.errors import CollectionExistsError, ConfigError, MigrationError, VerificationError
-from smec_vdb.layout import check_engine_support, default_layout
+from smec_vdb.errors import CalibrationError, CollectionExistsError, ConfigError, MigrationError, VerificationError
+from smec_vdb.layout import check_engine_support, default_layout, saving
 from smec_vdb.migrate.copy import copy, refuse_bad, write_points
-from smec_vdb.migrate.options import CHECKPOINT_KEY, COMPLETE_KEY, MigrationOptions, ProgressCallback, StopCheck
+from smec_vdb.migrate.options import (
+    CHECKPOINT_KEY,
+    COMPLETE_KEY,
+    MigrationEvent,
+    MigrationOptions,
+    ProgressCallback,
+    StopCheck,
+)
 from smec_vdb.migrate.plan import SourceInfo, Timer, bad_vector_rows, inspect_source, make_plan, obtain_compressor, stored_dims
 from smec_vdb.migrate.verify import diff, verify
 from smec_vdb.retry import retrying
@@ -166,9 +175,13 @@ def migrate(
     copy_seconds = timer.seconds.get("copy") or sum(timer.seconds.get(p, 0.0) for p in ("read", "encode", "write"))
 
     t0 = time.perf_counter()
+    search = _calibrate(source, info, col, opts, skipped, progress)
+    timer.add("calibrate", t0)
+    t0 = time.perf_counter()
     verification = verify_step(source, target, info, col, min_recall=opts.min_recall, n_queries=opts.verify_queries,
                           seed=opts.seed, batch=max(opts.batch_size, 256), progress=progress, should_stop=should_stop)
     timer.add("verify", t0)
+    footprint = saving(info.schema, col.schema)
     total = time.perf_counter() - started
     report = {
         "source": info.as_dict(),
@@ -181,6 +194,8 @@ def migrate(
         "points_written": written,
         "skipped_ids": skipped,
         "bytes_per_point": {"before": 4 * info.width, "after": 4 * sum(r.dim for r in col.resolutions)},
+        "footprint": footprint,
+        "search": search,
         "seconds": {**{k: round(v, 3) for k, v in timer.seconds.items()}, "total": round(total, 3)},
         "verify_share": round(timer.seconds["verify"] / total, 3) if total > 0 else None,
         "throughput_points_per_s": round(written / copy_seconds, 1) if copy_seconds > 0 else None,
@@ -190,7 +205,8 @@ def migrate(
         "resync": resync,
         "alias": None,
     }
-    target.set_metadata(name, COMPLETE_KEY, {"plan": plan, "skipped_ids": skipped, "verification": verification})
+    target.set_metadata(name, COMPLETE_KEY, {"plan": plan, "skipped_ids": skipped, "verification": verification,
+                                             "footprint": footprint})
     target.set_metadata(name, CHECKPOINT_KEY, None)
     if not verification["passed"]:
         raise VerificationError(verification["summary"], report=report)
@@ -198,6 +214,25 @@ def migrate(
         target.create_alias(opts.swap_alias, name)
         report["alias"] = {"name": opts.swap_alias, "collection": name}
     return report
+
+
+def _calibrate(source: Backend, info: SourceInfo, col: SmecCollection, opts: MigrationOptions, skipped: list,
+               progress: ProgressCallback | None) -> dict[str, Any]:
+    """Calibrate the coarse candidates against exact search over the source and record them as the search
+    default; a target it cannot reach leaves the rule as the default and says why (the migration's own
+    gate is ``min_recall``)."""
+    def report(done: int, total: int) -> None:
+        if progress:
+            progress(MigrationEvent("calibrate", done, None))
+
+    try:
+        result = calibrate(col, Reference(source, info.name, info.vector, frozenset(skipped)),
+                           queries=opts.verify_queries, seed=opts.seed, progress=report)
+    except CalibrationError as e:
+        col.record_search_defaults(None)
+        return {"candidates": None, "reached": False, "reason": str(e), "default": col.default_candidates(10)}
+    store(col, result)
+    return {**result.as_dict(), "reached": result.candidates is not None}
 
 
 def _resync(source: Backend, target: Backend, info: SourceInfo, col: SmecCollection, opts: MigrationOptions,

@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 from smec_vdb.cli.app import _register_commands, app
 from smec_vdb.eval.beir import shared_data_dir
 
-COMMANDS = ("train", "eval", "demo", "migrate", "search", "inspect")
+COMMANDS = ("train", "eval", "demo", "migrate", "search", "inspect", "calibrate")
 SHARED = shared_data_dir()
 
 
@@ -46,7 +46,8 @@ def test_every_command_has_help_with_an_example(runner, command):
 
 
 @pytest.mark.parametrize("command, shown", [
-    ("search", "[default: max(100, 10k)]"), ("search", "[default: the one the collection records]"),
+    ("search", "[default: the collection's calibrated count (smec-vdb calibrate), else k x clamp(2048 / coarse dim, 4, 64)]"),
+    ("search", "[default: the one the collection records]"),
     ("migrate", "[default: <collection>_smec]"),
 ])
 def test_help_keeps_bracketed_defaults(runner, command, shown):

@@ -28,7 +28,7 @@ def random_compressor(method: str, seed: int = 0, **kwargs):
     gen = torch.Generator().manual_seed(seed)
     comp = method_class(method)(D, DIMS, **kwargs)
     with torch.no_grad():
-        for name, t in comp.state_dict().items():
+        for t in comp.state_dict().values():
             if t.is_floating_point():
                 t.copy_(torch.randn(t.shape, generator=gen))
             else:  # selection: a random subset of the raw dims per level
