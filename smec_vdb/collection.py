@@ -8,8 +8,8 @@ also hold *carried* vectors (a migrated source's other dense and sparse vectors)
 and never encoded.
 
 A search encodes the query once with the bound compressor (numpy on cached weights for a linear
-method, :mod:`smec_vdb.compress.numpy_encoder`; the full-width query is sent as given, cosine
-needs no normalised query) and sends it to the *concrete* collection that compressor wrote, never
+method, :mod:`smec_vdb.compress.numpy_encoder`) and normalises nothing: the collection is cosine,
+which every engine (and the numpy re-score) computes on the vectors as given and sends it to the *concrete* collection that compressor wrote, never
 to an alias name: a swap landing between the encode and the search cannot mix two compressors'
 spaces. Opened through an alias, it checks before each search whether the alias moved — the
 backend's ``alias_version()`` token where it has one (a ``stat`` or an in-process counter, no
@@ -30,6 +30,7 @@ Example::
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping, Protocol, Sequence
 
@@ -71,7 +72,7 @@ class Encoder(Protocol):
     @property
     def dims(self) -> tuple[int, ...]: ...
 
-    def encode_many(self, x: Any, dims: Sequence[int]) -> dict[int, np.ndarray]: ...
+    def encode_many(self, x: Any, dims: Sequence[int], *, normalize: bool = True) -> dict[int, np.ndarray]: ...
 
 
 def resolution_name(dim: int, input_dim: int) -> str:
@@ -115,18 +116,40 @@ class Binding:
     via_alias: bool
     alias_token: Any = None                #: the backend's alias_version() when bound
 
-    @property
+    @cached_property
     def compressed_dims(self) -> list[int]:
-        return [r.dim for r in self.resolutions if r.dim != self.encoder.input_dim]
+        """The dims a query is encoded to (the full resolution is the query itself)."""
+        return [r.dim for r in self.resolutions if r.dim != self.encoder.input_dim] or [self.encoder.input_dim]
+
+    @cached_property
+    def query_encoder(self) -> Encoder:
+        """What a query is encoded with: a compressor's cached-weights encoder when it has one (the module
+        would dispatch to it anyway), else the encoder itself."""
+        fast = getattr(self.encoder, "numpy_encoder", None)
+        return (fast() if fast is not None else None) or self.encoder
+
+    @cached_property
+    def coarse_to_fine(self) -> list[str]:
+        return [r.name for r in reversed(self.resolutions)]
+
+    @cached_property
+    def _defaults(self) -> dict[int, int]:
+        return {}
 
     def default_candidates(self, k: int) -> int:
         """The calibrated count scaled to ``k`` (:func:`smec_vdb.search.scaled_candidates`), else the rule."""
+        known = self._defaults.get(k)
+        if known is not None:
+            return known
         calibrated = (self.record.get(SEARCH_KEY) or {}).get("candidates")
         if calibrated:
-            return scaled_candidates(int(calibrated), int(self.record[SEARCH_KEY].get("k", 10)), k)
-        layout = self.schema.layout
-        return default_candidates(k, self.encoder.input_dim, self.resolutions[-1].dim,
-                                  None if layout is None else layout.coarse.quantization)
+            count = scaled_candidates(int(calibrated), int(self.record[SEARCH_KEY].get("k", 10)), k)
+        else:
+            layout = self.schema.layout
+            count = default_candidates(k, self.encoder.input_dim, self.resolutions[-1].dim,
+                                       None if layout is None else layout.coarse.quantization)
+        self._defaults[k] = count
+        return count
 
 
 class SmecCollection:
@@ -364,10 +387,10 @@ class SmecCollection:
         query = as_rows(vector, b.encoder.input_dim)
         if query.shape[0] != 1:
             raise DimensionError(f"search takes one query vector, found {query.shape[0]} rows")
-        dims = b.compressed_dims or [b.encoder.input_dim]
-        encoded = b.encoder.encode_many(query, dims)
+        # cosine (every SMEC collection): the engines normalise the query themselves
+        encoded = b.query_encoder.encode_many(query, b.compressed_dims, normalize=False)
         queries = {r.name: (query[0] if r.dim not in encoded else encoded[r.dim][0]) for r in b.resolutions}
-        return plan_stages(queries, [r.name for r in reversed(b.resolutions)], k, candidates)
+        return plan_stages(queries, b.coarse_to_fine, k, candidates)
 
     def count(self) -> int:
         return self.backend.count(self._binding.collection)

@@ -85,7 +85,8 @@ def plan_stages(queries: Mapping[str, np.ndarray], coarse_to_fine: Sequence[str]
     if candidates < k:
         raise ConfigError(f"candidates ({candidates}) must be >= k ({k})")
     limits = stage_limits(len(coarse_to_fine), k, candidates)
-    return [SearchStage(name, np.asarray(queries[name]), limit) for name, limit in zip(coarse_to_fine, limits)]
+    return [SearchStage(name, queries[name] if type(queries[name]) is np.ndarray else np.asarray(queries[name]), limit)
+            for name, limit in zip(coarse_to_fine, limits)]
 
 
 def similarity(distance: Distance, query: np.ndarray, matrix: np.ndarray) -> np.ndarray:

@@ -153,18 +153,22 @@ class Compressor(nn.Module):
         """
         return self.encode_many(x, [dim], chunk_rows=chunk_rows)[int(dim)]
 
-    def encode_many(self, x: Any, dims: Sequence[int], *, chunk_rows: int = ENCODE_CHUNK_ROWS) -> dict[int, np.ndarray]:
+    def encode_many(self, x: Any, dims: Sequence[int], *, chunk_rows: int = ENCODE_CHUNK_ROWS,
+                    normalize: bool = True) -> dict[int, np.ndarray]:
         """Encode vectors to several dims at once ("compute once, slice many times"); returns
-        {dim: float32 unit rows}. Numpy input of a linear method on the CPU takes the cached-weights
-        path (module doc) unless it is training; anything else :meth:`encode_torch`."""
-        if not isinstance(x, torch.Tensor):
-            encoder = self.numpy_encoder()
+        {dim: float32 unit rows} (``normalize=False``: as projected, equally validated). Numpy input of a
+        linear method on the CPU takes the cached-weights path (module doc) unless it is training;
+        anything else :meth:`encode_torch`."""
+        if type(x) is np.ndarray or not isinstance(x, torch.Tensor):
+            cached = self.__dict__.get("_numpy_encoder")  # numpy_encoder() inlined: this is the query hot path
+            encoder = cached[1] if cached is not None and cached[0] == self.dims else self.numpy_encoder()
             if encoder is not None:
-                return encoder.encode_rows(as_rows(x, self.input_dim), dims, chunk_rows=chunk_rows)
-        return self.encode_torch(x, dims, chunk_rows=chunk_rows)
+                return encoder.encode_rows(as_rows(x, self.input_dim), dims, chunk_rows=chunk_rows, normalize=normalize)
+        return self.encode_torch(x, dims, chunk_rows=chunk_rows, normalize=normalize)
 
     @torch.inference_mode()
-    def encode_torch(self, x: Any, dims: Sequence[int], *, chunk_rows: int = ENCODE_CHUNK_ROWS) -> dict[int, np.ndarray]:
+    def encode_torch(self, x: Any, dims: Sequence[int], *, chunk_rows: int = ENCODE_CHUNK_ROWS,
+                     normalize: bool = True) -> dict[int, np.ndarray]:
         """:meth:`encode_many` through ``project`` in torch (training mode, non-linear methods, tensors)."""
         dims = [self.check_dim(d) for d in dims]
         m = as_matrix(x, self.input_dim)
@@ -176,7 +180,8 @@ class Compressor(nn.Module):
             chunk = chunk.to(device)
             for d in dims:
                 low = chunk if d == self.input_dim else self.project(chunk, d)
-                low = torch.nn.functional.normalize(low, dim=1)
+                if normalize:
+                    low = torch.nn.functional.normalize(low, dim=1)
                 out[d][start : start + chunk.shape[0]] = low.float().cpu().numpy()
         return out
 

@@ -32,9 +32,10 @@ Selected = Mapping[int, Sequence[int]] | None
 
 @dataclass(frozen=True)
 class LinearMap:
-    """One dim's map: ``x[:, columns]`` (a selection), or ``x @ matrix + offset``.
+    """One dim's map: ``x[:, columns]`` (a selection), or ``x @ matrix.T + offset``.
 
-    ``matrix`` is (input_dim, dim) float32, C-contiguous (a row times it is one GEMV).
+    ``matrix`` is (dim, input_dim) float32, C-contiguous: one query is ``matrix @ q``, a GEMV over
+    contiguous rows (faster here than ``q @ matrix.T``); a batch is one GEMM with the transposed view.
     """
 
     matrix: np.ndarray | None = None
@@ -43,7 +44,7 @@ class LinearMap:
 
     @property
     def width(self) -> int:
-        return len(self.columns) if self.columns is not None else self.matrix.shape[1]  # type: ignore[union-attr]
+        return len(self.columns) if self.columns is not None else self.matrix.shape[0]  # type: ignore[union-attr]
 
     @property
     def propagates_non_finite(self) -> bool:
@@ -55,7 +56,7 @@ class LinearMap:
         """The un-normalised (n, dim) output for a float32 (n, input_dim) batch."""
         if self.columns is not None:
             return x[:, self.columns]
-        out = matmul(x, self.matrix)
+        out = matmul(x, self.matrix.T)  # type: ignore[union-attr]
         return out if self.offset is None else out + self.offset
 
     @classmethod
@@ -68,7 +69,7 @@ class LinearMap:
         if any(m.columns is not None for m in maps):
             raise ConfigError("cannot combine column selections with matrices")
         offsets = [m.offset if m.offset is not None else np.zeros(m.width, np.float32) for m in maps]
-        return cls(matrix=np.ascontiguousarray(np.concatenate([m.matrix for m in maps], axis=1)),  # type: ignore[misc]
+        return cls(matrix=np.ascontiguousarray(np.concatenate([m.matrix for m in maps], axis=0)),  # type: ignore[misc]
                    offset=None if all(m.offset is None for m in maps) else np.concatenate(offsets))
 
 
@@ -106,7 +107,7 @@ def smec_maps(config: Mapping[str, Any], tensors: Tensors, selected: Selected) -
         w = _tensor(tensors, f"stages.{k}.weight", (width, width))
         kept = w[_indices(selected[d], d, width, f"kept rows of level {d}")]
         levels[k + 1] = kept if src == 0 else kept @ levels[src]
-    return {d: LinearMap(matrix=_matrix(levels[k + 1].T)) for k, d in enumerate(dims)}
+    return {d: LinearMap(matrix=_matrix(levels[k + 1])) for k, d in enumerate(dims)}
 
 
 def pca_maps(config: Mapping[str, Any], tensors: Tensors, selected: Selected) -> dict[int, LinearMap]:
@@ -114,7 +115,7 @@ def pca_maps(config: Mapping[str, Any], tensors: Tensors, selected: Selected) ->
     input_dim, dims = int(config["input_dim"]), [int(d) for d in config["dims"]]
     mean = _tensor(tensors, "mean", (input_dim,))
     axes = _tensor(tensors, "axes", (dims[0], input_dim))
-    return {d: LinearMap(matrix=_matrix(axes[:d].T), offset=(-(mean @ axes[:d].T)).astype(np.float32)) for d in dims}
+    return {d: LinearMap(matrix=_matrix(axes[:d]), offset=(-(mean @ axes[:d].T)).astype(np.float32)) for d in dims}
 
 
 def selection_maps(config: Mapping[str, Any], tensors: Tensors, selected: Selected) -> dict[int, LinearMap]:
@@ -135,7 +136,7 @@ def linear_adaptor_maps(config: Mapping[str, Any], tensors: Tensors, selected: S
         return None
     input_dim, dims = int(config["input_dim"]), [int(d) for d in config["dims"]]
     rotation = _tensor(tensors, "rotation", (dims[0], input_dim))
-    return {d: LinearMap(matrix=_matrix(rotation[:d].T)) for d in dims}
+    return {d: LinearMap(matrix=_matrix(rotation[:d])) for d in dims}
 
 
 def search_adaptor_maps(config: Mapping[str, Any], tensors: Tensors, selected: Selected) -> dict[int, LinearMap]:
@@ -145,8 +146,7 @@ def search_adaptor_maps(config: Mapping[str, Any], tensors: Tensors, selected: S
     for i, d in enumerate(dims):
         w = _tensor(tensors, f"maps.{i}.weight", (input_dim, input_dim))
         b = _tensor(tensors, f"maps.{i}.bias", (input_dim,))
-        rows = np.eye(input_dim)[:d] + w[:d]
-        maps[d] = LinearMap(matrix=_matrix(rows.T), offset=b[:d].astype(np.float32))
+        maps[d] = LinearMap(matrix=_matrix(np.eye(input_dim)[:d] + w[:d]), offset=b[:d].astype(np.float32))
     return maps
 
 

@@ -20,6 +20,7 @@ Example::
 
 from __future__ import annotations
 
+import math
 import sys
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
@@ -44,8 +45,16 @@ def check_dim(dim: int, input_dim: int, dims: Sequence[int]) -> int:
     return dim
 
 
+_FLOAT32 = np.dtype(np.float32)
+
+
 def as_rows(x: Any, input_dim: int) -> np.ndarray:
     """Numeric (n, input_dim) or (input_dim,) input as a float32 matrix, copied only when its dtype differs."""
+    if type(x) is np.ndarray and x.dtype is _FLOAT32 and x.shape[-1] == input_dim and x.size:
+        if x.ndim == 2:
+            return x  # already what is asked for: the hot path of a query checks nothing more
+        if x.ndim == 1:
+            return x[None, :]
     m = np.asarray(x)
     if m.dtype.kind not in "fiu":
         raise InvalidVectorError(f"expected numeric vectors, found dtype {m.dtype}")
@@ -101,6 +110,13 @@ class _Plan:
     full: bool                                # the input dim is asked for (normalised input rows)
     check_input: bool                         # the output cannot vouch for the input rows
 
+    @property
+    def one_matrix(self) -> tuple[int, np.ndarray] | None:
+        """(dim, matrix) when the plan is one matrix whose output vouches for its input (the query hot path)."""
+        if len(self.parts) != 1 or self.full or self.check_input or self.combined is None:
+            return None
+        return self.parts[0][0], self.combined.matrix  # type: ignore[return-value]
+
 
 class NumpyEncoder:
     """Encode with one linear map per dim (see module doc); the interface of ``Compressor.encode``."""
@@ -113,6 +129,7 @@ class NumpyEncoder:
         self.maps = dict(maps)
         self.manifest_hash = manifest_hash
         self._plans: dict[tuple[int, ...], _Plan] = {}
+        self._single: dict[tuple[int, ...], tuple[int, np.ndarray] | None] = {}
 
     @classmethod
     def from_tensors(cls, method: str, config: Mapping[str, Any], tensors: Tensors, selected: Selected,
@@ -130,20 +147,31 @@ class NumpyEncoder:
         """(n, dim) float32 unit rows; ``dim == input_dim`` gives the normalised input."""
         return self.encode_many(x, [dim], chunk_rows=chunk_rows)[int(dim)]
 
-    def encode_many(self, x: Any, dims: Sequence[int], *, chunk_rows: int = ENCODE_CHUNK_ROWS) -> dict[int, np.ndarray]:
-        """{dim: (n, dim) float32 unit rows} for a validated batch, streamed in chunks of ``chunk_rows``."""
-        return self.encode_rows(as_rows(x, self.input_dim), dims, chunk_rows=chunk_rows)
+    def encode_many(self, x: Any, dims: Sequence[int], *, chunk_rows: int = ENCODE_CHUNK_ROWS,
+                    normalize: bool = True) -> dict[int, np.ndarray]:
+        """{dim: (n, dim) float32 unit rows} for a validated batch, streamed in chunks of ``chunk_rows``.
+        ``normalize=False``: the rows as projected, validated the same way (for a cosine search, whose
+        engine normalises the query itself)."""
+        return self.encode_rows(as_rows(x, self.input_dim), dims, chunk_rows=chunk_rows, normalize=normalize)
 
-    def encode_rows(self, m: np.ndarray, dims: Sequence[int], *, chunk_rows: int = ENCODE_CHUNK_ROWS
-                    ) -> dict[int, np.ndarray]:
+    def encode_rows(self, m: np.ndarray, dims: Sequence[int], *, chunk_rows: int = ENCODE_CHUNK_ROWS,
+                    normalize: bool = True) -> dict[int, np.ndarray]:
         """:meth:`encode_many` of a float32 (n, input_dim) matrix already checked by :func:`as_rows`."""
         key = tuple(dims)
         plan = self._plans.get(key) or self._plan(key)
+        if m.shape[0] == 1 and (single := self._single.get(key)) is not None:
+            dim, matrix = single  # one query, one matrix: a GEMV, its squared norm (the check), a scale
+            y = matrix @ m[0]
+            squared = float(np.dot(y, y))
+            if 0.0 < squared < math.inf:
+                if normalize:
+                    y *= 1.0 / math.sqrt(squared)
+                return {dim: y[None, :]}
         if m.shape[0] <= chunk_rows:
-            return self._encode_chunk(plan, m, 0)
+            return self._encode_chunk(plan, m, 0, normalize)
         out = {d: np.empty((m.shape[0], d), dtype=np.float32) for d in map(int, dims)}
         for start in range(0, m.shape[0], chunk_rows):
-            for d, part in self._encode_chunk(plan, m[start:start + chunk_rows], start).items():
+            for d, part in self._encode_chunk(plan, m[start:start + chunk_rows], start, normalize).items():
                 out[d][start:start + len(part)] = part
         return out
 
@@ -157,17 +185,18 @@ class NumpyEncoder:
             start += d
         plan = _Plan(LinearMap.concat(maps) if maps else None, tuple(bounds), self.input_dim in dims,
                      check_input=not all(m.propagates_non_finite for m in maps))
+        self._single[key] = plan.one_matrix
         self._plans[key] = plan
         return plan
 
-    def _encode_chunk(self, plan: _Plan, m: np.ndarray, row_offset: int) -> dict[int, np.ndarray]:
+    def _encode_chunk(self, plan: _Plan, m: np.ndarray, row_offset: int, normalize: bool) -> dict[int, np.ndarray]:
         out: dict[int, np.ndarray] = {}
         if plan.full or plan.check_input:
             norms = _row_norms(m)
             if (flagged := _flagged(norms)) is not None:
                 raise_bad_row(m, flagged, row_offset)
             if plan.full:
-                out[self.input_dim] = m / norms[:, None]
+                out[self.input_dim] = m / norms[:, None] if normalize else m
         if plan.combined is None:
             return out
         y = plan.combined.apply(m, _matmul)
@@ -180,7 +209,7 @@ class NumpyEncoder:
                     i = int(np.flatnonzero(~np.isfinite(norms))[0]) + row_offset
                     raise InvalidVectorError(f"row {i} overflows float32 when encoded to {d} dims")
                 norms = np.maximum(norms, NORM_EPS)
-            out[d] = part / norms[:, None]
+            out[d] = part / norms[:, None] if normalize else np.ascontiguousarray(part)
         return out
 
 

@@ -56,6 +56,10 @@ def test_numpy_and_torch_paths_agree_within_1e6(method, kwargs, rows, monkeypatc
             assert got[d].dtype == np.float32 and got[d].shape == (rows, d)
             assert np.abs(got[d] - expected[d]).max() <= 1e-6, (method, d)
     assert set(comp.encode_many(x, dims)) == set(dims)
+    raw, raw_torch = encoder.encode_many(x, dims, normalize=False), comp.encode_torch(x, dims, normalize=False)
+    for d in dims:  # un-normalised (a cosine search's query): the same rows up to their length
+        assert np.abs(raw[d] - raw_torch[d]).max() <= 1e-5 * np.abs(raw_torch[d]).max()
+        assert np.abs(raw[d] / np.linalg.norm(raw[d], axis=1, keepdims=True) - expected[d]).max() <= 1e-6
 
 
 def test_non_linear_methods_and_training_encode_through_torch():
@@ -88,6 +92,10 @@ def test_bad_rows_give_the_same_error_on_both_paths(method):
         for encode in (comp.encode_many, comp.encode_torch):
             with pytest.raises(InvalidVectorError, match=match):
                 encode(bad, [3])
+    for row, match in ((nan_in_a_dropped_column[2], "row 0 holds NaN"), (zeros[1], "row 0 is all zeros")):
+        for encode in (comp.encode_many, comp.encode_torch):  # one query: the single-row path
+            with pytest.raises(InvalidVectorError, match=match):
+                encode(row, [3])
     for encode in (comp.encode_many, comp.encode_torch):
         with pytest.raises(DimensionError, match="width 24"):
             encode(good[:, :5], [3])
