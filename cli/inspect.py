@@ -1,18 +1,16 @@
-"""`smec-vdb inspect`: collections, their resolutions, compressor manifests and sizes."""
+"""`smec-vdb inspect`: collections, their resolutions, aliases, compressor, last verification and sizes."""
 
 from __future__ import annotations
 
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from smec_vdb.cli.common import BackendOpt, PathOpt, UrlOpt, backend_session, emit_json
+from smec_vdb.cli.common import BackendOpt, PathOpt, UrlOpt, backend_session, emit_json, results
 from smec_vdb.collection import COMPRESSOR_KEY, SEARCH_KEY
 from smec_vdb.layout import collection_footprint
-from smec_vdb.migrate import CHECKPOINT_KEY
-from smec_vdb.migrate.options import COMPLETE_KEY
+from smec_vdb.migrate import CHECKPOINT_KEY, COMPLETE_KEY
 
 
 def describe(b, name: str) -> dict:
@@ -21,9 +19,10 @@ def describe(b, name: str) -> dict:
     per_point = 4 * sum(r.dim for r in schema.resolutions)
     record = b.get_metadata(name, COMPRESSOR_KEY)
     checkpoint = b.get_metadata(name, CHECKPOINT_KEY)
-    migration = b.get_metadata(name, COMPLETE_KEY) or {}
+    completed = b.get_metadata(name, COMPLETE_KEY) or {}
     return {
         "collection": name,
+        "aliases": b.aliases(name) if b.supports_aliases else [],
         "points": count,
         "distance": schema.distance,
         "vectors": {r.name: r.dim for r in schema.resolutions},
@@ -31,10 +30,11 @@ def describe(b, name: str) -> dict:
         "vector_bytes_total": per_point * count,
         **_layout_bytes(schema),
         # the migration's source as it was configured, and recall@10 / p50 at the calibrated candidates
-        "source_footprint": (migration.get("footprint") or {}).get("source"),
+        "source_footprint": (completed.get("footprint") or {}).get("source"),
         "search": (record or {}).get(SEARCH_KEY),
         "compressor": record,
         "migration_in_progress": checkpoint is not None,
+        "verification": completed.get("verification"),  # as the last migrate run stored it
     }
 
 
@@ -44,14 +44,20 @@ def _layout_bytes(schema) -> dict:
             "ram_bytes_per_point": round(fp.ram, 1), "disk_bytes_per_point": round(fp.disk, 1)}
 
 
+def _verification(v: dict[str, Any] | None) -> str:
+    if not v:
+        return "-"
+    return f"{'passed' if v.get('passed') else 'FAILED'}, recall@10 {v.get('recall_at_10')}"
+
+
 def inspect_command(
     collection: Annotated[Optional[str], typer.Option("--collection", "-c", help="Only this collection.")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print as JSON (every field, the full verification).")] = False,
     backend: BackendOpt = "qdrant-edge",
     url: UrlOpt = None,
     path: PathOpt = None,
 ) -> None:
-    """List collections with their resolutions, compressor and sizes.
+    """List collections with their aliases, resolutions, compressor, last verification and sizes.
 
     Example: smec-vdb inspect --collection docs_smec --json
     """
@@ -62,22 +68,23 @@ def inspect_command(
         emit_json(rows)
         return
     table = Table(title=f"{len(rows)} collection(s)")
-    for c in ("collection", "points", "vectors", "RAM/disk B/pt (model)", "source RAM/disk B/pt", "search default",
-              "compressor", "state"):
+    for c in ("collection", "aliases", "points", "vectors", "RAM/disk B/pt (model)", "source RAM/disk B/pt",
+              "search default", "compressor", "verification", "state"):
         table.add_column(c)
     for r in rows:
         comp, source, search = r["compressor"], r["source_footprint"], r["search"]
         table.add_row(
-            r["collection"], str(r["points"]), ", ".join(f"{k}:{v}" for k, v in r["vectors"].items()),
+            r["collection"], ", ".join(r["aliases"]) or "-", str(r["points"]),
+            ", ".join(f"{k}:{v}" for k, v in r["vectors"].items()),
             f"{r['ram_bytes_per_point']:g} / {r['disk_bytes_per_point']:g} ({r['layout'] or 'engine default'})",
             f"{source['ram_bytes_per_point']:g} / {source['disk_bytes_per_point']:g} "
             f"({r['ram_bytes_per_point'] / source['ram_bytes_per_point']:.2f}× RAM)" if source else "-",
             f"{search['candidates']} cand.: recall@10 {search['held_out']['recall']:.3f}, "
             f"p50 {search['held_out']['p50_ms']:.2f} ms" if search else "-",
-            f"{comp['method']} {comp['manifest_hash']}" if comp else "-",
+            f"{comp['method']} {comp['manifest_hash']}" if comp else "-", _verification(r["verification"]),
             "migrating" if r["migration_in_progress"] else "ready",
         )
-    Console().print(table)
+    results.print(table)
 
 
 def register(app: typer.Typer) -> None:

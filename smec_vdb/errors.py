@@ -107,6 +107,14 @@ class CalibrationError(SmecError):
     the recall reached at the largest count tried), or the collection cannot be calibrated."""
 
 
+class Interrupted(SmecError):
+    """A stop was requested (Ctrl-C) and honoured at a safe point; what was written is whole (the CLI exits 130)."""
+
+
+class TrainingInterrupted(Interrupted):
+    """Training stopped at a batch boundary because ``should_stop()`` said so; nothing was returned or saved."""
+
+
 class MigrationError(SmecError):
     """A migration cannot proceed (bad source, checkpoint from another run, …)."""
 
