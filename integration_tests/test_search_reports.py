@@ -105,3 +105,19 @@ def test_inspect_calibrate_and_search_use_the_record(migrated):
                            "--json", *args], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)[0]["id"] == 5 and proc.stderr.strip().splitlines()[-1] == "False"
+
+
+def test_a_target_calibration_cannot_reach_keeps_the_rule_and_says_why(migrated):
+    args, _, tmp = migrated
+    SMECCompressor.from_pca(torch.from_numpy(corpus()), [2]).eval().save(tmp / "comp2")
+    proc = smec("migrate", "--collection", "src", "--target", "src_d2", "--dim", "2", "--compressor", str(tmp / "comp2"),
+                "--verify-queries", "60", "--min-recall", "0", "--report", str(tmp / "r2.json"), *args,
+                "--compressor-store", str(tmp / "store"))
+    search = json.loads((tmp / "r2.json").read_text())["search"]
+    assert not search["reached"] and "below the target 0.99" in search["reason"]
+    assert f"{search['default']} candidates (the rule:" in " ".join(proc.stdout.split())
+    b = open_backend(args[1], path=args[3])
+    try:
+        assert "search" not in b.get_metadata("src_d2", COMPRESSOR_KEY)
+    finally:
+        b.close()

@@ -59,6 +59,8 @@ FULL = "full"
 COMPRESSOR_KEY = "compressor"
 #: the calibration's entry in the compressor record (:mod:`smec_vdb.calibrate`)
 SEARCH_KEY = "search"
+#: queries per engine request of :meth:`SmecCollection.search_many`
+SEARCH_BATCH = 256
 
 
 class Encoder(Protocol):
@@ -377,6 +379,40 @@ class SmecCollection:
             except CollectionNotFoundError:
                 if not b.via_alias or attempt:
                     raise  # not dropped by a swap: report it
+        raise AssertionError("unreachable")
+
+    def search_many(
+        self,
+        vectors: Any,
+        k: int = 10,
+        *,
+        candidates: int | None = None,
+        filter: Filter | None = None,
+        with_payload: bool = True,
+    ) -> list[list[Hit]]:
+        """:meth:`search` for each row of an (n, input_dim) matrix: one encode of all of them, then the
+        engine's batch query (qdrant-edge ``query_batch``, Qdrant ``query_batch_points``, one Milvus search
+        of every vector) per :data:`SEARCH_BATCH` queries; the hits of each query, in order."""
+        if k < 1:
+            raise ConfigError(f"k must be >= 1, found {k}")
+        for attempt in (0, 1):
+            b = self._current() if attempt == 0 else self._follow_swap()
+            candidates_k = candidates or b.default_candidates(k)
+            if candidates_k < k:
+                raise ConfigError(f"candidates ({candidates_k}) must be >= k ({k})")
+            queries = as_rows(vectors, b.encoder.input_dim)
+            encoded = b.query_encoder.encode_many(queries, b.compressed_dims, normalize=False)
+            matrices = {r.name: encoded.get(r.dim, queries) for r in b.resolutions}
+            try:
+                out: list[list[Hit]] = []
+                for start in range(0, len(queries), SEARCH_BATCH):
+                    part = {name: m[start:start + SEARCH_BATCH] for name, m in matrices.items()}
+                    out += self.backend.search_stages_many(b.collection, plan_stages(part, b.coarse_to_fine, k, candidates_k),
+                                                           filter=filter, with_payload=with_payload)
+                return out
+            except CollectionNotFoundError:
+                if not b.via_alias or attempt:
+                    raise
         raise AssertionError("unreachable")
 
     @staticmethod

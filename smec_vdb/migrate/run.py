@@ -233,7 +233,7 @@ def _calibrate(source: Backend, info: SourceInfo, col: SmecCollection, opts: Mig
         col.record_search_defaults(None)
         return {"candidates": None, "reached": False, "reason": str(e), "default": col.default_candidates(10)}
     store(col, result)
-    return {**result.as_dict(), "reached": result.candidates is not None}
+    return {**result.as_dict(), "reached": True}  # candidates None: one resolution, no count to choose
 
 
 def _resync(source: Backend, target: Backend, info: SourceInfo, col: SmecCollection, opts: MigrationOptions,
