@@ -461,8 +461,10 @@ class _SearchPlan:
         )
 
     def hits(self, points: Sequence[Any], with_payload: bool) -> list[Hit]:
-        sign = self.sign
-        if with_payload:
-            return [Hit(id=decode_id(p.id, p.payload), score=sign * p.score, payload=public_payload(p.id, p.payload))
-                    for p in points]
-        return [Hit(id=decode_id(p.id, p.payload), score=sign * p.score) for p in points]
+        """Hits of the engine's points (each attribute of a point is converted on access: read once)."""
+        sign, out = self.sign, []
+        for p in points:
+            point_id, payload = p.id, p.payload
+            out.append(Hit(id=decode_id(point_id, payload), score=sign * p.score,
+                           payload=public_payload(point_id, payload) if with_payload else None))
+        return out

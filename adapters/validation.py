@@ -109,10 +109,14 @@ def _check_sparse(schema: CollectionSchema, batch: Batch, ids: list[PointId]) ->
     return checked
 
 
+_FLOAT32 = np.dtype(np.float32)
+
+
 def check_query(schema: CollectionSchema, name: str, vector: Any) -> np.ndarray:
     """The query as a float32 1-D array of the width of resolution ``name``."""
     dim = schema.resolution(name).dim
-    query = np.asarray(vector, dtype=np.float32).reshape(-1)
+    query = vector if type(vector) is np.ndarray and vector.dtype is _FLOAT32 and vector.ndim == 1 else \
+        np.asarray(vector, dtype=np.float32).reshape(-1)
     if query.shape[0] != dim:
         raise DimensionError(f"query on vector {name!r}: expected width {dim}, found {query.shape[0]}")
     if not np.isfinite(query).all():
@@ -145,7 +149,8 @@ def check_stages(schema: CollectionSchema, stages: Sequence[SearchStage], *, bat
         if stage.oversampling is not None and not 1.0 <= stage.oversampling <= 100.0:
             raise ConfigError(f"stage on {stage.name!r}: oversampling must be within [1, 100], found {stage.oversampling}")
         check = check_queries if batch else check_query
-        checked.append(replace(stage, vector=check(schema, stage.name, stage.vector)))
+        vector = check(schema, stage.name, stage.vector)
+        checked.append(stage if vector is stage.vector else replace(stage, vector=vector))
     if batch and len({len(stage.vector) for stage in checked}) != 1:
         raise DimensionError(f"every stage needs one query per row, found {[len(s.vector) for s in checked]} rows")
     return checked
