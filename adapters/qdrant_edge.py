@@ -71,6 +71,10 @@ _SCHEMA_FILE, _METADATA_FILE, _SHARD_DIR, _ALIASES_FILE = "schema.json", "metada
 _MARKER_FILE, _ALIASES_LOCK = ".smec-collection", "aliases.lock"
 _PAYLOAD_TYPES = {"keyword": "Keyword", "integer": "Integer", "float": "Float", "bool": "Bool"}
 
+#: KB of a vector per segment above which optimize() builds its HNSW graph (the engine's default, 10,000,
+#: left collections under ~10 MB per segment graph-less: an `hnsw` schema then searched by a plain scan)
+INDEXING_THRESHOLD_KB = 1
+
 
 def _check_name(name: str, what: str = "collection") -> str:
     if not isinstance(name, str) or not _NAME.match(name):
@@ -211,6 +215,7 @@ class QdrantEdgeBackend(ClosingContext):
                      for r in schema.resolutions},
             sparse_vectors={name: e.EdgeSparseVectorParams() for name in schema.sparse} or None,
             hnsw_config=hnsw,
+            optimizers=None if hnsw is None else e.EdgeOptimizersConfig(indexing_threshold=INDEXING_THRESHOLD_KB),
         )
         try:
             with engine_errors(self._engine, collection):

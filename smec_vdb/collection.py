@@ -363,17 +363,19 @@ class SmecCollection:
         k: int = 10,
         *,
         candidates: int | None = None,
+        ef: int | None = None,
         filter: Filter | None = None,
         with_payload: bool = True,
     ) -> list[Hit]:
         """Coarse-to-fine search with one full-width query: encoded once to the compressed resolutions,
-        the smallest searched for ``candidates`` (default: :meth:`default_candidates`), each larger one
-        re-scoring the survivors of the previous one, on the concrete collection (module doc)."""
+        the smallest searched for ``candidates`` (default: :meth:`default_candidates`) with HNSW ``ef``
+        (default: the schema's ``ef_search``), each larger one re-scoring the survivors of the previous
+        one, on the concrete collection (module doc)."""
         if k < 1:
             raise ConfigError(f"k must be >= 1, found {k}")
         for attempt in (0, 1):
             b = self._current() if attempt == 0 else self._follow_swap()
-            stages = self._stages(b, vector, k, candidates)
+            stages = self._stages(b, vector, k, candidates, ef)
             try:
                 return self.backend.search_stages(b.collection, stages, filter=filter, with_payload=with_payload)
             except CollectionNotFoundError:
@@ -416,7 +418,7 @@ class SmecCollection:
         raise AssertionError("unreachable")
 
     @staticmethod
-    def _stages(b: Binding, vector: Any, k: int, candidates: int | None) -> list:
+    def _stages(b: Binding, vector: Any, k: int, candidates: int | None, ef: int | None = None) -> list:
         candidates = candidates or b.default_candidates(k)
         if candidates < k:
             raise ConfigError(f"candidates ({candidates}) must be >= k ({k})")
@@ -426,7 +428,8 @@ class SmecCollection:
         # cosine (every SMEC collection): the engines normalise the query themselves
         encoded = b.query_encoder.encode_many(query, b.compressed_dims, normalize=False)
         queries = {r.name: (query[0] if r.dim not in encoded else encoded[r.dim][0]) for r in b.resolutions}
-        return plan_stages(queries, b.coarse_to_fine, k, candidates)
+        stages = plan_stages(queries, b.coarse_to_fine, k, candidates)
+        return stages if ef is None else [replace(stages[0], ef=ef), *stages[1:]]
 
     def count(self) -> int:
         return self.backend.count(self._binding.collection)
