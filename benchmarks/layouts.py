@@ -385,7 +385,7 @@ def table(header: Sequence[str], rows: Sequence[dict[str, Any]]) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="CI-sized smoke run: small sets, 2 variants per family")
+    parser.add_argument("--quick", action="store_true", help="CI-sized smoke run: small sets, 100 queries, 2 variants per family, 1 round")
     parser.add_argument("--only", default=None, help="comma-separated set name prefixes")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--queries", type=int, default=None, help="at most this many queries per set")
@@ -419,8 +419,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.only and not any(name.startswith(p) for p in args.only.split(",")):
             continue
         ds = load(name, synthetic_points=args.synthetic_points, quick=args.quick)
-        if args.queries:
-            ds.queries, ds.query_ids = ds.queries[:args.queries], ds.query_ids[:args.queries]
+        queries = args.queries or (100 if args.quick else None)
+        if queries:
+            ds.queries, ds.query_ids = ds.queries[:queries], ds.query_ids[:queries]
             if ds.qrels is not None:
                 ds.qrels = {q: ds.qrels[q] for q in ds.query_ids if q in ds.qrels}
         set_grid = grid if not any(name.startswith(p) for p in args.no_full_hnsw.split(",") if p) else \
