@@ -36,10 +36,12 @@ from __future__ import annotations
 
 import math
 import os
-from typing import Any, Mapping, Sequence
+from dataclasses import replace
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
+from smec_vdb.adapters.alias_version import AliasVersion
 from smec_vdb.adapters.milvus_connection import DEFAULT_MAX_VECTOR_FIELDS, MilvusConnection, location
 from smec_vdb.adapters.milvus_consistency import Reads
 from smec_vdb.adapters.milvus_filters import filter_expression, in_ids, literal
@@ -84,6 +86,7 @@ from smec_vdb.backend import (
 )
 from smec_vdb.errors import CollectionExistsError, CollectionNotFoundError, ConfigError, DataError, public_url
 from smec_vdb.filters import matches
+from smec_vdb.engines import target as registered_target
 from smec_vdb.layout import check_engine_support
 
 MAX_QUERY_WINDOW = 16384  # Milvus caps limit (+offset) of one query/search at 16384
@@ -116,6 +119,8 @@ class MilvusBackend(ClosingContext):
         self._metadata = MetadataStore(self._conn, self._reads, self.resolve_alias)
         self._fields: dict[str, CollectionFields] = {}
         self._closed = False
+        #: Milvus Lite on a path has one client; a server's aliases other clients change too
+        self.alias_version = AliasVersion(shared=not registered_target(self.target).embedded)
 
     # -- collections ----------------------------------------------------------------------
     def list_collections(self) -> list[str]:
@@ -190,6 +195,7 @@ class MilvusBackend(ClosingContext):
 
     def drop(self, collection: str) -> None:
         self._fields.pop(collection, None)
+        self.alias_version.changed()  # its aliases go with it
         for name in (collection, collection + META_SUFFIX):
             self._reads.forget(name)
             with self._conn.errors(f"drop collection {name!r}"):
@@ -308,12 +314,7 @@ class MilvusBackend(ClosingContext):
         fields = self._fields_of(collection)
         query = check_query(fields.schema, name, vector)
         rows = self._search_rows(collection, fields, name, query, check_limit(limit), filter, with_payload, [])
-        distance = fields.schema.distance
-        return [
-            Hit(id=row[fields.pk], score=_score(distance, row["distance"]),
-                payload=fields.payload(row["entity"]) if with_payload else None)
-            for row in rows
-        ]
+        return self._hits(rows, fields, with_payload)
 
     def search_stages(
         self, collection: str, stages: Sequence[SearchStage], *, filter: Filter | None = None,
@@ -329,19 +330,68 @@ class MilvusBackend(ClosingContext):
         first, later = checked[0], checked[1:]
         if not later:
             return self.search(collection, first.name, first.vector, first.limit, filter=filter, with_payload=with_payload)
-        names = list(dict.fromkeys(s.name for s in later))
-        rows = self._search_rows(collection, fields, first.name, first.vector, first.limit, filter, with_payload, names)
+        rows = self._search_rows(collection, fields, first.name, first.vector, first.limit, filter, with_payload,
+                                 _later_names(later))
+        return self._rescore(rows, later, fields, with_payload)
+
+    def search_stages_many(
+        self, collection: str, stages: Sequence[SearchStage], *, filter: Filter | None = None,
+        with_payload: bool = True,
+    ) -> list[list[Hit]]:
+        """:meth:`search_stages` for each row of the stages' vectors: the first stage of every query in one
+        engine search (``data`` holds them all), each query's later stages re-scored in numpy."""
+        fields = self._fields_of(collection)
+        checked = check_stages(fields.schema, stages, batch=True)
+        first, later = checked[0], checked[1:]
+        limit = check_limit(first.limit)
+        names = _later_names(later)
+        request = self._search_request(fields, limit, filter, with_payload, names)
+        self._reads.ready(collection)
+        with self._conn.errors(f"search {collection!r} on {first.name!r}", collection):
+            results = self._client.search(collection, data=list(first.vector), anns_field=first.name, limit=limit,
+                                          consistency_level=self._reads.read_level, **request.arguments)
+        out = []
+        for i, found in enumerate(results):
+            rows = request.kept(list(found))
+            if len(rows) < limit and len(found) == limit:  # the filter dropped some: widen this query alone
+                rows = self._search_rows(collection, fields, first.name, first.vector[i], limit, filter, with_payload, names)
+            if later:
+                out.append(self._rescore(rows, [replace(s, vector=s.vector[i]) for s in later], fields, with_payload))
+            else:
+                out.append(self._hits(rows, fields, with_payload))
+        return out
+
+    def _hits(self, rows: Sequence[dict[str, Any]], fields: CollectionFields, with_payload: bool) -> list[Hit]:
+        distance = fields.schema.distance
+        return [Hit(id=row[fields.pk], score=_score(distance, row["distance"]),
+                    payload=fields.payload(row["entity"]) if with_payload else None) for row in rows]
+
+    def _rescore(self, rows: Sequence[dict[str, Any]], later: Sequence[SearchStage], fields: CollectionFields,
+                 with_payload: bool) -> list[Hit]:
+        """The later stages over the first stage's ``rows`` (which carry the later resolutions' vectors)."""
         if not rows:
             return []
         candidates = Candidates(
             ids=[row[fields.pk] for row in rows],
-            vectors={
-                n: np.asarray([row["entity"][n] for row in rows], dtype=np.float32).reshape(len(rows), -1)
-                for n in names
-            },
+            vectors={n: np.asarray([row["entity"][n] for row in rows], dtype=np.float32).reshape(len(rows), -1)
+                     for n in _later_names(later)},
             payloads=[fields.payload(row["entity"]) for row in rows] if with_payload else None,
         )
         return rescore(candidates, later, fields.schema.distance)
+
+    def _search_request(self, fields: CollectionFields, limit: int, filter: Filter | None, with_payload: bool,
+                        vector_names: list[str]) -> "_SearchRequest":
+        if limit > MAX_QUERY_WINDOW:
+            raise ConfigError(f"Milvus returns at most {MAX_QUERY_WINDOW} hits per search, asked for {limit}")
+        condition = check_filter(filter)
+        params: dict[str, Any] = {"metric_type": METRICS[fields.schema.distance]}
+        if fields.schema.index.kind == "hnsw":
+            params["params"] = {"ef": max(fields.schema.index.ef_search, limit)}
+        # Naming only the primary key keeps Milvus Lite from returning every field (it does for []).
+        output = fields.payload_fields if with_payload or condition is not None else [fields.pk]
+        expression = filter_expression(condition, fields.schema if fields.in_columns else None)
+        return _SearchRequest(condition, fields.payload, {"filter": expression, "output_fields": output + vector_names,
+                                                          "search_params": params})
 
     def _search_rows(
         self, collection: str, fields: CollectionFields, name: str, query: np.ndarray, limit: int,
@@ -349,26 +399,15 @@ class MilvusBackend(ClosingContext):
     ) -> list[dict[str, Any]]:
         """Search hits with the filter applied exactly: the engine's expression is a superset
         (:mod:`smec_vdb.adapters.milvus_filters`), narrowed here by :func:`smec_vdb.filters.matches`."""
-        if limit > MAX_QUERY_WINDOW:
-            raise ConfigError(f"Milvus returns at most {MAX_QUERY_WINDOW} hits per search, asked for {limit}")
-        condition = check_filter(filter)
-        expression = filter_expression(condition, fields.schema if fields.in_columns else None)
-        params: dict[str, Any] = {"metric_type": METRICS[fields.schema.distance]}
-        if fields.schema.index.kind == "hnsw":
-            params["params"] = {"ef": max(fields.schema.index.ef_search, limit)}
-        # Naming only the primary key keeps Milvus Lite from returning every field (it does for []).
-        output = fields.payload_fields if with_payload or condition is not None else [fields.pk]
-        output += vector_names
+        request = self._search_request(fields, limit, filter, with_payload, vector_names)
         self._reads.ready(collection)
         window = limit
         while True:  # widen the window until the exact filter keeps ``limit`` rows or the engine runs out
             with self._conn.errors(f"search {collection!r} on {name!r}", collection):
-                result = self._client.search(
-                    collection, data=[query], anns_field=name, limit=window, filter=expression,
-                    output_fields=output, search_params=params, consistency_level=self._reads.read_level,
-                )
+                result = self._client.search(collection, data=[query], anns_field=name, limit=window,
+                                             consistency_level=self._reads.read_level, **request.arguments)
             rows = list(result[0]) if result else []
-            kept = rows if condition is None else [r for r in rows if matches(condition, fields.payload(r["entity"]))]
+            kept = request.kept(rows)
             if len(kept) >= limit or len(rows) < window or window >= MAX_QUERY_WINDOW:
                 return kept[:limit]
             window = min(4 * window, MAX_QUERY_WINDOW)
@@ -389,6 +428,7 @@ class MilvusBackend(ClosingContext):
                 self._client.create_alias(collection, alias)
             elif current != collection:
                 self._client.alter_alias(collection, alias)
+        self.alias_version.changed()
         self._fields.pop(alias, None)
         self._reads.unload(alias)
 
@@ -408,6 +448,7 @@ class MilvusBackend(ClosingContext):
             return
         with self._conn.errors(f"delete alias {alias!r}"):
             self._client.drop_alias(alias)
+        self.alias_version.changed()
         self._fields.pop(alias, None)
         self._reads.unload(alias)
 
@@ -435,3 +476,21 @@ class MilvusBackend(ClosingContext):
         if fields is None:
             fields = self._fields[collection] = read_fields(self._conn, collection)
         return fields
+
+
+class _SearchRequest:
+    """The arguments of one Milvus search (expression, output fields, params) and the exact filter."""
+
+    def __init__(self, condition: Any, payload: Callable[[Mapping[str, Any]], dict[str, Any]],
+                 arguments: dict[str, Any]) -> None:
+        self.condition, self.payload, self.arguments = condition, payload, arguments
+
+    def kept(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """``rows`` that match the filter exactly."""
+        if self.condition is None:
+            return rows
+        return [r for r in rows if matches(self.condition, self.payload(r["entity"]))]
+
+
+def _later_names(stages: Sequence[SearchStage]) -> list[str]:
+    return list(dict.fromkeys(s.name for s in stages))

@@ -25,6 +25,7 @@ Example::
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Sequence, cast
 
@@ -32,6 +33,7 @@ import numpy as np
 from packaging.version import Version
 
 from smec_vdb.adapters import rerank
+from smec_vdb.adapters.alias_version import AliasVersion
 from smec_vdb.adapters.errors import engine_errors
 from smec_vdb.backend import (
     UNNAMED, Batch, ClosingContext, CollectionSchema, Filter, Hit, PayloadLimits, Point, PointId, Resolution, SearchStage,
@@ -121,6 +123,8 @@ class QdrantBackend(ClosingContext):
         self.location = public_url(url) if url is not None else path if path == ":memory:" else str(Path(cast(str, path)).resolve())
         self._engine = f"qdrant ({url or path})"
         self._schemas: dict[str, CollectionSchema] = {}
+        #: local mode: this client is the only one of its store; a server's aliases other clients change too
+        self.alias_version = AliasVersion(shared=not self.local)
         self._grpc = prefer_grpc
         self._budget = check_budget(request_budget)
         #: what upsert checks of each payload itself (a server's request size is measured exactly when sending)
@@ -167,7 +171,8 @@ class QdrantBackend(ClosingContext):
         m = self._models
         hnsw = schema.index.kind == "hnsw"
         # flat = exact search; m=0 keeps a server from building a graph it would never use
-        hnsw_config = m.HnswConfigDiff(m=schema.index.m if hnsw else 0, ef_construct=schema.index.ef_construct)
+        hnsw_config = m.HnswConfigDiff(m=schema.index.m if hnsw else 0, ef_construct=schema.index.ef_construct,
+                                       full_scan_threshold=schema.index.full_scan_threshold_kb if hnsw else None)
         check_creatable(schema, self._engine)
         placed = placements(schema)  # layout: on_disk / m=0 / quantization per resolution
         vectors = {
@@ -234,6 +239,7 @@ class QdrantBackend(ClosingContext):
 
     def drop(self, collection: str) -> None:
         self._schemas.pop(collection, None)
+        self.alias_version.changed()  # its aliases go with it
         with engine_errors(self._engine, collection):
             if self._client.collection_exists(collection):
                 self._client.delete_collection(collection)
@@ -352,38 +358,73 @@ class QdrantBackend(ClosingContext):
         query_filter = self._filter(filter)
         payload_selector: bool | list[str] = True if with_payload else [SMEC_ID_KEY]
         if self.local and len(stages) > 1:
-            return self._search_rescore(collection, schema, stages, query_filter, payload_selector, with_payload)
+            with engine_errors(self._engine, collection):
+                points = self._client.query_points(
+                    collection, query=stages[0].vector, using=stages[0].name, limit=stages[0].limit,
+                    query_filter=query_filter, with_payload=payload_selector, with_vectors=_later_names(stages),
+                ).points
+            return self._rescore(points, stages, schema, with_payload)
+        last = stages[-1]
+        with engine_errors(self._engine, collection):  # the client takes the top query as an array
+            response = self._client.query_points(
+                collection, query=last.vector, using=last.name, prefetch=self._prefetch(schema, stages, query_filter),
+                limit=last.limit, query_filter=query_filter, search_params=self._search_params(schema, last),
+                with_payload=payload_selector,
+            )
+        return [self._hit(p, schema.distance, with_payload) for p in response.points]
+
+    def search_stages_many(
+        self, collection: str, stages: Sequence[SearchStage], *, filter: Filter | None = None,
+        with_payload: bool = True,
+    ) -> list[list[Hit]]:
+        """:meth:`search_stages` for each row of the stages' vectors, as one ``query_batch_points``
+        (local mode: the coarse stage batched, the re-scoring in numpy per query)."""
+        m = self._models
+        schema = self.schema(collection)
+        stages = check_stages(schema, stages, batch=True)
+        query_filter = self._filter(filter)
+        payload_selector: bool | list[str] = True if with_payload else [SMEC_ID_KEY]
+        rows = list(zip(*(s.vector for s in stages)))
+        if self.local and len(stages) > 1:
+            first = stages[0]
+            requests = [m.QueryRequest(query=row[0].tolist(), using=first.name, limit=first.limit, filter=query_filter,
+                                       with_payload=payload_selector, with_vector=_later_names(stages)) for row in rows]
+            with engine_errors(self._engine, collection):
+                batches = self._client.query_batch_points(collection, requests=requests)
+            return [self._rescore(r.points, [replace(s, vector=v) for s, v in zip(stages, row)], schema, with_payload)
+                    for r, row in zip(batches, rows)]
+        last = stages[-1]
+        requests = []
+        for row in rows:  # the batch request's models take lists
+            one = [replace(s, vector=v) for s, v in zip(stages, row)]
+            requests.append(m.QueryRequest(
+                query=row[-1].tolist(), using=last.name, prefetch=self._prefetch(schema, one, query_filter),
+                limit=last.limit, filter=query_filter, params=self._search_params(schema, last), with_payload=payload_selector,
+            ))
+        with engine_errors(self._engine, collection):
+            batches = self._client.query_batch_points(collection, requests=requests)
+        return [[self._hit(p, schema.distance, with_payload) for p in r.points] for r in batches]
+
+    def _prefetch(self, schema: CollectionSchema, stages: Sequence[SearchStage], query_filter: Any) -> Any:
+        """The nested prefetch of every stage but the last (the filter on the innermost), or None."""
         prefetch = None
         for stage in stages[:-1]:
             prefetch = self._models.Prefetch(
                 query=stage.vector.tolist(), using=stage.name, limit=stage.limit, params=self._search_params(schema, stage),
                 filter=query_filter if prefetch is None else None, prefetch=prefetch,
             )
-        last = stages[-1]
-        with engine_errors(self._engine, collection):
-            response = self._client.query_points(
-                collection, query=last.vector.tolist(), using=last.name, prefetch=prefetch, limit=last.limit,
-                query_filter=query_filter, search_params=self._search_params(schema, last), with_payload=payload_selector,
-            )
-        return [self._hit(p, schema.distance, with_payload) for p in response.points]
+        return prefetch
 
-    def _search_rescore(
-        self, collection: str, schema: CollectionSchema, stages: list[SearchStage], query_filter: Any,
-        payload_selector: bool | list[str], with_payload: bool,
-    ) -> list[Hit]:
-        first, later = stages[0], stages[1:]
-        names = list(dict.fromkeys(s.name for s in later))
-        with engine_errors(self._engine, collection):
-            points = self._client.query_points(
-                collection, query=first.vector.tolist(), using=first.name, limit=first.limit,
-                query_filter=query_filter, with_payload=payload_selector, with_vectors=names,
-            ).points
+    def _rescore(self, points: Sequence[Any], stages: Sequence[SearchStage], schema: CollectionSchema,
+                 with_payload: bool) -> list[Hit]:
+        """Local mode: the first stage's ``points`` (with the later resolutions' vectors) re-scored in numpy."""
+        names = _later_names(stages)
         candidates = rerank.Candidates(
             ids=[decode_id(p.id, p.payload) for p in points],
             vectors={n: np.asarray([cast(dict, p.vector)[n] for p in points], dtype=np.float32).reshape(len(points), -1) for n in names},
             payloads=[public_payload(p.id, p.payload) for p in points] if with_payload else None,
         )
-        return rerank.rescore(candidates, later, schema.distance)
+        return rerank.rescore(candidates, stages[1:], schema.distance)
 
     # -- metadata, aliases ------------------------------------------------------------
     def set_metadata(self, collection: str, key: str, value: Any) -> None:
@@ -413,6 +454,7 @@ class QdrantBackend(ClosingContext):
                 operations.append(m.DeleteAliasOperation(delete_alias=m.DeleteAlias(alias_name=alias)))
             operations.append(m.CreateAliasOperation(create_alias=m.CreateAlias(collection_name=collection, alias_name=alias)))
             self._client.update_collection_aliases(change_aliases_operations=operations)
+        self.alias_version.changed()
 
     def resolve_alias(self, alias: str) -> str | None:
         with engine_errors(self._engine):
@@ -433,6 +475,7 @@ class QdrantBackend(ClosingContext):
                 self._client.update_collection_aliases(
                     change_aliases_operations=[m.DeleteAliasOperation(delete_alias=m.DeleteAlias(alias_name=alias))]
                 )
+        self.alias_version.changed()
 
     def close(self) -> None:
         with engine_errors(self._engine):
@@ -473,3 +516,8 @@ def foreign_schema(collection: str, info: Any) -> CollectionSchema:
     return CollectionSchema(resolutions=tuple(resolutions), distance=resolutions[0].distance or "cosine",
                             id_type="any", sparse=tuple(sorted((params.sparse_vectors or {}).keys())),
                             payload_indexes=payload_indexes, sharding=sharding)  # type: ignore[arg-type]
+
+
+def _later_names(stages: Sequence[SearchStage]) -> list[str]:
+    """The resolutions the stages after the first re-score on (their vectors come with the candidates)."""
+    return list(dict.fromkeys(s.name for s in stages[1:]))

@@ -47,6 +47,8 @@ def _mapped_original(qdrant_id: Any, payload: Mapping[str, Any] | None) -> str |
 
 def decode_id(qdrant_id: Any, payload: Mapping[str, Any] | None) -> PointId:
     """The caller's id of a stored point (the mapped original string when there is one)."""
+    if type(qdrant_id) is int:  # integer ids are stored as they are (the common case: no payload look-up)
+        return qdrant_id
     original = _mapped_original(qdrant_id, payload)
     if original is not None:
         return original

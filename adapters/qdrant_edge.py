@@ -77,6 +77,10 @@ _PAYLOAD_TYPES = {"keyword": "Keyword", "integer": "Integer", "float": "Float", 
 #: (measured: 127 levels under a key store, 128 fail "recursion limit exceed")
 PAYLOAD_LIMITS = PayloadLimits(max_depth=128)
 
+#: KB of a vector per segment above which optimize() builds its HNSW graph (the engine's default, 10,000,
+#: left collections under ~10 MB per segment graph-less: an `hnsw` schema then searched by a plain scan)
+INDEXING_THRESHOLD_KB = 1
+
 
 def _check_name(name: str, what: str = "collection") -> str:
     if not isinstance(name, str) or not _NAME.match(name):
@@ -129,6 +133,9 @@ class QdrantEdgeBackend(ClosingContext):
         self._engine = f"qdrant-edge ({self.store})"
         self._shards: dict[str, Any] = {}
         self._schemas: dict[str, CollectionSchema] = {}
+        self._plans: dict[str, _SearchPlan] = {}
+        self._store_path = str(self.store)
+        self._aliases_path = os.path.join(self._store_path, _ALIASES_FILE)
         try:
             self.store.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -151,14 +158,25 @@ class QdrantEdgeBackend(ClosingContext):
     def aliases(self, collection: str) -> list[str]:
         return sorted(alias for alias, target in self._aliases().items() if target == collection)
 
+    def _is_collection(self, name: str) -> bool:
+        return os.path.isfile(os.path.join(self._store_path, name, _SCHEMA_FILE))  # one stat, no pathlib
+
     def _resolve(self, name: str) -> str:
         """The collection ``name`` designates (itself, or an alias's target); CollectionNotFoundError if none."""
-        if (self.store / name / _SCHEMA_FILE).is_file():
+        if self._is_collection(name):
             return name
         target = self._aliases().get(name)
-        if target is not None and (self.store / target / _SCHEMA_FILE).is_file():
+        if target is not None and self._is_collection(target):
             return target
         raise CollectionNotFoundError(f"qdrant-edge: collection {name!r} does not exist in {self.store}")
+
+    def alias_version(self) -> Any:
+        """The identity of ``aliases.json`` (replaced atomically on every change: a new inode) — a ``stat``."""
+        try:
+            st = os.stat(self._aliases_path)
+        except FileNotFoundError:
+            return ()
+        return st.st_ino, st.st_mtime_ns, st.st_size
 
     def _shard(self, collection: str) -> tuple[str, Any]:
         name = self._resolve(collection)
@@ -196,13 +214,15 @@ class QdrantEdgeBackend(ClosingContext):
                      "manhattan": e.Distance.Manhattan}
         hnsw = None
         if schema.index.kind == "hnsw":
-            hnsw = e.HnswIndexConfig(m=schema.index.m, ef_construct=schema.index.ef_construct, full_scan_threshold=10_000)
+            hnsw = e.HnswIndexConfig(m=schema.index.m, ef_construct=schema.index.ef_construct,
+                                     full_scan_threshold=schema.index.full_scan_threshold_kb)
         placed = placements(schema)  # layout: graph / memory tier / quantization per resolution
         config = e.EdgeConfig(
             vectors={r.name: edge_vector_params(e, r, distances[schema.distance_of(r.name)], placed[r.name], schema.index)
                      for r in schema.resolutions},
             sparse_vectors={name: e.EdgeSparseVectorParams() for name in schema.sparse} or None,
             hnsw_config=hnsw,
+            optimizers=None if hnsw is None else e.EdgeOptimizersConfig(indexing_threshold=INDEXING_THRESHOLD_KB),
         )
         try:
             with engine_errors(self._engine, collection):
@@ -246,6 +266,7 @@ class QdrantEdgeBackend(ClosingContext):
             return  # absent, or a folder this adapter did not create: never deleted
         shard = self._shards.pop(collection, None)
         self._schemas.pop(collection, None)
+        self._plans.pop(collection, None)
         with engine_errors(self._engine, collection):
             if shard is not None:
                 shard.close()
@@ -347,42 +368,34 @@ class QdrantEdgeBackend(ClosingContext):
         with_payload: bool = True,
     ) -> list[Hit]:
         """Coarse-to-fine as native nested prefetch: stage 0 (filtered) innermost, the last stage outermost."""
-        e = self._edge
         name, shard = self._shard(collection)
-        schema = self.schema(name)
-        stages = check_stages(schema, stages)
-        query_filter = self._filter(filter)
-        placed = placements(schema)
-
-        def params(stage: SearchStage) -> Any:  # exact or HNSW ef, plus the layout's quantization parameters
-            quantization = quantization_search(e, placed[stage.name], stage)
-            if schema.index.kind == "flat":
-                return e.SearchParams(exact=True, quantization=quantization)
-            return e.SearchParams(hnsw_ef=stage.ef or schema.index.ef_search, quantization=quantization)
-
-        prefetch = None
-        for stage in stages[:-1]:
-            prefetch = e.Prefetch(
-                limit=stage.limit, query=e.Query.Nearest(stage.vector.tolist(), using=stage.name),
-                prefetches=None if prefetch is None else [prefetch], params=params(stage),
-                filter=query_filter if prefetch is None else None,
-            )
-        last = stages[-1]
-        request = e.QueryRequest(
-            limit=last.limit, query=e.Query.Nearest(last.vector.tolist(), using=last.name),
-            prefetches=None if prefetch is None else [prefetch], filter=query_filter, params=params(last),
-            with_payload=True if with_payload else [SMEC_ID_KEY],
-        )
+        plan = self._plan(name)
+        stages = check_stages(plan.schema, stages)
+        request = plan.request(stages, [s.vector for s in stages], self._filter(filter), with_payload)
         with engine_errors(self._engine, name):
             points = shard.query(request)
-        sign = -1.0 if schema.distance == "euclid" else 1.0
-        return [
-            Hit(
-                id=decode_id(p.id, p.payload), score=sign * float(p.score),
-                payload=public_payload(p.id, p.payload) if with_payload else None,
-            )
-            for p in points
-        ]
+        return plan.hits(points, with_payload)
+
+    def search_stages_many(
+        self, collection: str, stages: Sequence[SearchStage], *, filter: Filter | None = None,
+        with_payload: bool = True,
+    ) -> list[list[Hit]]:
+        """:meth:`search_stages` for each row of the stages' vectors, as one ``query_batch``."""
+        name, shard = self._shard(collection)
+        plan = self._plan(name)
+        stages = check_stages(plan.schema, stages, batch=True)
+        query_filter = self._filter(filter)
+        requests = [plan.request(stages, row, query_filter, with_payload)
+                    for row in zip(*(s.vector for s in stages))]
+        with engine_errors(self._engine, name):
+            batches = shard.query_batch(self._edge.QueryBatchRequest(requests))
+        return [plan.hits(points, with_payload) for points in batches]
+
+    def _plan(self, name: str) -> "_SearchPlan":
+        plan = self._plans.get(name)
+        if plan is None or plan.schema is not self.schema(name):
+            plan = self._plans[name] = _SearchPlan(self._edge, self.schema(name))
+        return plan
 
     # -- metadata, aliases ------------------------------------------------------------
     def set_metadata(self, collection: str, key: str, value: Any) -> None:
@@ -421,3 +434,53 @@ class QdrantEdgeBackend(ClosingContext):
             for shard in shards.values():
                 shard.flush()
                 shard.close()
+
+
+class _SearchPlan:
+    """What every search of one collection shares: its schema, the placements of its resolutions and
+    the engine's search parameters per (resolution, ef, oversampling), built once."""
+
+    def __init__(self, e: Any, schema: CollectionSchema) -> None:
+        self.e, self.schema = e, schema
+        self.placed = placements(schema)
+        self.sign = -1.0 if schema.distance == "euclid" else 1.0
+        self._params: dict[tuple[str, int | None, float | None], Any] = {}
+
+    def params(self, stage: SearchStage) -> Any:
+        """Exact or HNSW ef, plus the layout's quantization parameters."""
+        key = (stage.name, stage.ef, stage.oversampling)
+        found = self._params.get(key)
+        if found is None:
+            e, schema = self.e, self.schema
+            quantization = quantization_search(e, self.placed[stage.name], stage)
+            found = self._params[key] = (e.SearchParams(exact=True, quantization=quantization) if schema.index.kind == "flat"
+                                         else e.SearchParams(hnsw_ef=stage.ef or schema.index.ef_search, quantization=quantization))
+        return found
+
+    def request(self, stages: Sequence[SearchStage], vectors: Sequence[np.ndarray], query_filter: Any,
+                with_payload: bool) -> Any:
+        """The nested-prefetch request of one query (``vectors``: its vector per stage). qdrant-edge-py takes
+        a query as a list of floats: an array is read element by element (3× slower), a buffer is not taken."""
+        e = self.e
+        prefetch = None
+        for stage, vector in zip(stages[:-1], vectors):
+            prefetch = e.Prefetch(
+                limit=stage.limit, query=e.Query.Nearest(vector.tolist(), using=stage.name),
+                prefetches=None if prefetch is None else [prefetch], params=self.params(stage),
+                filter=query_filter if prefetch is None else None,
+            )
+        last = stages[-1]
+        return e.QueryRequest(
+            limit=last.limit, query=e.Query.Nearest(vectors[-1].tolist(), using=last.name),
+            prefetches=None if prefetch is None else [prefetch], filter=query_filter, params=self.params(last),
+            with_payload=True if with_payload else [SMEC_ID_KEY],
+        )
+
+    def hits(self, points: Sequence[Any], with_payload: bool) -> list[Hit]:
+        """Hits of the engine's points (each attribute of a point is converted on access: read once)."""
+        sign, out = self.sign, []
+        for p in points:
+            point_id, payload = p.id, p.payload
+            out.append(Hit(id=decode_id(point_id, payload), score=sign * p.score,
+                           payload=public_payload(point_id, payload) if with_payload else None))
+        return out

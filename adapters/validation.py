@@ -189,10 +189,14 @@ def _check_sparse(schema: CollectionSchema, batch: Batch, ids: list[PointId]) ->
     return checked
 
 
+_FLOAT32 = np.dtype(np.float32)
+
+
 def check_query(schema: CollectionSchema, name: str, vector: Any) -> np.ndarray:
     """The query as a float32 1-D array of the width of resolution ``name``."""
     dim = schema.resolution(name).dim
-    query = np.asarray(vector, dtype=np.float32).reshape(-1)
+    query = vector if type(vector) is np.ndarray and vector.dtype is _FLOAT32 and vector.ndim == 1 else \
+        np.asarray(vector, dtype=np.float32).reshape(-1)
     if query.shape[0] != dim:
         raise DimensionError(f"query on vector {name!r}: expected width {dim}, found {query.shape[0]}")
     if not np.isfinite(query).all():
@@ -200,8 +204,20 @@ def check_query(schema: CollectionSchema, name: str, vector: Any) -> np.ndarray:
     return query
 
 
-def check_stages(schema: CollectionSchema, stages: Sequence[SearchStage]) -> list[SearchStage]:
-    """Stages with validated float32 queries; at least one, each with ``limit >= 1``."""
+def check_queries(schema: CollectionSchema, name: str, vectors: Any) -> np.ndarray:
+    """Several queries as a float32 (n, dim) matrix for resolution ``name`` (n >= 1), finite."""
+    dim = schema.resolution(name).dim
+    queries = np.asarray(vectors, dtype=np.float32)
+    if queries.ndim != 2 or queries.shape[1] != dim or not len(queries):
+        raise DimensionError(f"queries on vector {name!r}: expected an (n, {dim}) matrix, found shape {queries.shape}")
+    if not np.isfinite(queries).all():
+        raise InvalidVectorError(f"queries on vector {name!r} hold NaN or infinite values")
+    return queries
+
+
+def check_stages(schema: CollectionSchema, stages: Sequence[SearchStage], *, batch: bool = False) -> list[SearchStage]:
+    """Stages with validated float32 queries; at least one, each with ``limit >= 1``. ``batch``: each
+    stage's vector is an (n, dim) matrix of n queries, n the same for every stage."""
     if not stages:
         raise ConfigError("search_stages needs at least one stage")
     checked = []
@@ -212,7 +228,11 @@ def check_stages(schema: CollectionSchema, stages: Sequence[SearchStage]) -> lis
             raise ConfigError(f"stage on {stage.name!r}: ef must be >= 1, found {stage.ef}")
         if stage.oversampling is not None and not 1.0 <= stage.oversampling <= 100.0:
             raise ConfigError(f"stage on {stage.name!r}: oversampling must be within [1, 100], found {stage.oversampling}")
-        checked.append(replace(stage, vector=check_query(schema, stage.name, stage.vector)))
+        check = check_queries if batch else check_query
+        vector = check(schema, stage.name, stage.vector)
+        checked.append(stage if vector is stage.vector else replace(stage, vector=vector))
+    if batch and len({len(stage.vector) for stage in checked}) != 1:
+        raise DimensionError(f"every stage needs one query per row, found {[len(s.vector) for s in checked]} rows")
     return checked
 
 

@@ -66,7 +66,7 @@ def root(
 
 
 def _register_commands() -> None:
-    from smec_vdb.cli import demo, inspect, migrate, search, train
+    from smec_vdb.cli import calibrate, demo, inspect, migrate, search, train
     from smec_vdb.cli import eval as eval_cmd  # the module name shadows the builtin otherwise
 
     train.register(app)
@@ -75,6 +75,7 @@ def _register_commands() -> None:
     migrate.register(app)
     search.register(app)
     inspect.register(app)
+    calibrate.register(app)
     __import__("smec_vdb.cli.extend", fromlist=["register"]).register(app)
     __import__("smec_vdb.cli.compressors", fromlist=["register"]).register(app)
 

@@ -8,7 +8,7 @@ import typer
 from rich.table import Table
 
 from smec_vdb.cli.common import BackendOpt, PathOpt, UrlOpt, backend_session, emit_json, results
-from smec_vdb.collection import COMPRESSOR_KEY
+from smec_vdb.collection import COMPRESSOR_KEY, SEARCH_KEY
 from smec_vdb.layout import collection_footprint
 from smec_vdb.migrate import CHECKPOINT_KEY, COMPLETE_KEY
 
@@ -29,6 +29,9 @@ def describe(b, name: str) -> dict:
         "vector_bytes_per_point": per_point,
         "vector_bytes_total": per_point * count,
         **_layout_bytes(schema),
+        # the migration's source as it was configured, and recall@10 / p50 at the calibrated candidates
+        "source_footprint": (completed.get("footprint") or {}).get("source"),
+        "search": (record or {}).get(SEARCH_KEY),
         "compressor": record,
         "migration_in_progress": checkpoint is not None,
         "verification": completed.get("verification"),  # as the last migrate run stored it
@@ -65,15 +68,19 @@ def inspect_command(
         emit_json(rows)
         return
     table = Table(title=f"{len(rows)} collection(s)")
-    for c in ("collection", "aliases", "points", "vectors", "bytes/point", "RAM/disk B/pt", "compressor",
-              "verification", "state"):
+    for c in ("collection", "aliases", "points", "vectors", "RAM/disk B/pt (model)", "source RAM/disk B/pt",
+              "search default", "compressor", "verification", "state"):
         table.add_column(c)
     for r in rows:
-        comp = r["compressor"]
+        comp, source, search = r["compressor"], r["source_footprint"], r["search"]
         table.add_row(
             r["collection"], ", ".join(r["aliases"]) or "-", str(r["points"]),
-            ", ".join(f"{k}:{v}" for k, v in r["vectors"].items()), str(r["vector_bytes_per_point"]),
+            ", ".join(f"{k}:{v}" for k, v in r["vectors"].items()),
             f"{r['ram_bytes_per_point']:g} / {r['disk_bytes_per_point']:g} ({r['layout'] or 'engine default'})",
+            f"{source['ram_bytes_per_point']:g} / {source['disk_bytes_per_point']:g} "
+            f"({r['ram_bytes_per_point'] / source['ram_bytes_per_point']:.2f}× RAM)" if source else "-",
+            f"{search['candidates']} cand.: recall@10 {search['held_out']['recall']:.3f}, "
+            f"p50 {search['held_out']['p50_ms']:.2f} ms" if search else "-",
             f"{comp['method']} {comp['manifest_hash']}" if comp else "-", _verification(r["verification"]),
             "migrating" if r["migration_in_progress"] else "ready",
         )

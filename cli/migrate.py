@@ -183,8 +183,12 @@ def _print_summary(result: dict) -> None:
     table.add_row("source", f"{src['collection']} ({src['count']} points, {src['width']}-d {src['distance']})")
     tgt = result["target"]
     table.add_row("target", f"{tgt['collection']}: " + ", ".join(f"{k} {v}-d" for k, v in tgt["resolutions"].items()))
-    bpp = result["bytes_per_point"]
-    table.add_row("vector bytes/point", f"{bpp['before']} → {bpp['after']} ({bpp['after'] / bpp['before']:.2f}× the source)")
+    fp = result["footprint"]
+    for kind in ("ram", "disk"):
+        before, after = fp["source"][f"{kind}_bytes_per_point"], fp["target"][f"{kind}_bytes_per_point"]
+        table.add_row(f"{kind.upper() if kind == 'ram' else kind} bytes/point (model)",
+                      f"{before:,.0f} → {after:,.0f} ({fp[f'{kind}_ratio']:.2f}× the source)")
+    table.add_row("placement", f"source: {fp['source']['basis']}; target: {fp['target']['basis']}")
     for entry in result.get("schema_mapping", ()):
         if result.get("dry_run") or entry["how"] != "kept":
             table.add_row("mapping", f"{entry['item']}: {entry['how']}")
@@ -196,6 +200,14 @@ def _print_summary(result: dict) -> None:
         table.add_row("throughput", f"{result['throughput_points_per_s']} points/s")
         table.add_row("recall@10", f"{v['recall_at_10']:.4f} over {v['recall_queries']} queries, "
                                    f"{v['recall_candidates']} candidates")
+        search = result["search"]
+        if search.get("candidates"):
+            held = search["held_out"]
+            table.add_row("search default", f"{search['candidates']} candidates (calibrated: recall@10 {held['recall']:.4f}, "
+                                            f"p50 {held['p50_ms']:.2f} ms over {held['queries']} held-out queries)")
+        else:
+            table.add_row("search default", f"{search['default']} candidates (the rule: {search['reason']})"
+                          if not search["reached"] else "no re-scoring stage: nothing to calibrate")
         if result.get("resync"):
             rs = result["resync"]
             table.add_row("re-sync", f"{rs['rewritten']} rewritten, {rs['deleted']} deleted "

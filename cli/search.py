@@ -1,4 +1,8 @@
-"""`smec-vdb search`: coarse-to-fine search of a SMEC collection with a full-width query vector."""
+"""`smec-vdb search`: coarse-to-fine search of a SMEC collection with a full-width query vector.
+
+Kept light for a one-shot query from the shell: a linear compressor is read as its numpy encoder
+(no torch import), and the coarse candidates default to the collection's calibrated count.
+"""
 
 from __future__ import annotations
 
@@ -18,9 +22,9 @@ from smec_vdb.filters import parse
 from smec_vdb.search import CANDIDATE_BUDGET, MAX_OVERSAMPLING, MIN_OVERSAMPLING
 
 #: the rule of smec_vdb.search.default_candidates, in words
-CANDIDATES_HELP = (f"Coarse candidates [default: k × clamp({CANDIDATE_BUDGET} / coarse dim, {MIN_OVERSAMPLING}, "
-                   f"{MAX_OVERSAMPLING}), twice that for coarse codes of ≤ 2 bits, k when the coarse vector is "
-                   "full width].")
+CANDIDATES_HELP = (f"Coarse candidates [default: the collection's calibrated count (smec-vdb calibrate), else "
+                   f"k × clamp({CANDIDATE_BUDGET} / coarse dim, {MIN_OVERSAMPLING}, {MAX_OVERSAMPLING}), twice that "
+                   "for coarse codes of ≤ 2 bits, k when the coarse vector is full width].")
 
 
 def read_query(source: str) -> np.ndarray:
@@ -77,13 +81,12 @@ def search_command(
     vector = read_query(query)
     flt = parse_filter_option(filter_)
     with backend_session(backend, url, path, existing=True) as b:
-        name = b.resolve_alias(collection) if b.supports_aliases and not b.exists(collection) else None
-        col = SmecCollection.open(b, name or collection, compressor)
+        col = SmecCollection.open(b, collection, compressor)
         hits = col.search(vector, k=k, candidates=candidates, filter=flt)
     if as_json:
         emit_json([{"id": h.id, "score": h.score, "payload": h.payload} for h in hits])
         return
-    table = Table(title=f"{col.name}: top {k}")
+    table = Table(title=f"{col.bound_to}: top {k}")
     for c in ("rank", "id", "score", "payload"):
         table.add_column(c)
     for i, h in enumerate(hits, 1):

@@ -181,12 +181,15 @@ class PayloadLimits:
 
 @dataclass(frozen=True)
 class IndexParams:
-    """Vector index: ``flat`` (exact) or ``hnsw`` with its build parameters."""
+    """Vector index: ``flat`` (exact) or ``hnsw`` with its build parameters. ``full_scan_threshold_kb``
+    (Qdrant engines): below this many KB of a vector per segment, the engine scans instead of walking
+    the graph (Qdrant's default 10,000; 0: always the graph)."""
 
     kind: Literal["flat", "hnsw"] = "flat"
     m: int = 16
     ef_construct: int = 128
     ef_search: int = 128
+    full_scan_threshold_kb: int = 10_000
 
 
 @dataclass(frozen=True)
@@ -358,6 +361,12 @@ class Backend(Protocol):
         """Coarse-to-fine: stage 0 searches its resolution for ``limit`` candidates (with ``filter``),
         each next stage re-scores the previous stage's candidates on its resolution and keeps its
         ``limit``; the last stage's hits are returned, best first."""
+    def search_stages_many(
+        self, collection: str, stages: Sequence[SearchStage], *, filter: Filter | None = None,
+        with_payload: bool = True,
+    ) -> list[list[Hit]]:
+        """:meth:`search_stages` for several queries in one engine request where the engine has one:
+        each stage's ``vector`` is an (n, dim) matrix, row i for query i; returns each query's hits."""
 
     # -- metadata, aliases ------------------------------------------------------------
     def set_metadata(self, collection: str, key: str, value: Mapping[str, Any] | None) -> None:
@@ -370,6 +379,10 @@ class Backend(Protocol):
     def aliases(self, collection: str) -> list[str]:
         """The aliases pointing at ``collection``, sorted (``[]`` where the engine has no aliases)."""
     def delete_alias(self, alias: str) -> None: ...
+    def alias_version(self) -> Any:
+        """A token that changes whenever an alias may have changed, read without a metadata or alias
+        lookup (a ``stat``, an in-process counter; on a server, which other clients change, the counter
+        and the current period of :data:`smec_vdb.adapters.alias_version.ALIAS_RECHECK_S`)."""
 
     def close(self) -> None: ...
 

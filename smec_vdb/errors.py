@@ -154,6 +154,11 @@ class CompressorMismatchError(SmecError):
     """A collection was written by another compressor than the one used to read or write it."""
 
 
+class CalibrationError(SmecError):
+    """No coarse candidate count within the allowed range reaches the recall target (the message gives
+    the recall reached at the largest count tried), or the collection cannot be calibrated."""
+
+
 class Interrupted(SmecError):
     """A stop was requested (Ctrl-C) and honoured at a safe point; what was written is whole (the CLI exits 130)."""
 

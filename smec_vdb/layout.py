@@ -305,3 +305,31 @@ def footprint(layout: Layout, resolutions: Mapping[str, int], *, m: int = 16, gr
         ram += resident
         disk += floats + codes + graph
     return Footprint(ram=ram, disk=disk, parts=parts)
+
+
+#: what an engine does with a collection created without layout settings (Qdrant and Milvus alike):
+#: every vector's floats in RAM, each with an HNSW graph of this degree
+ENGINE_DEFAULT_M = 16
+
+
+def configured_footprint(schema: "CollectionSchema") -> tuple[Footprint, str]:
+    """(footprint, basis) of a collection as it is configured: its recorded layout, else — a collection
+    smec-vdb did not lay out, such as a migration's source — the engines' defaults (every vector in RAM
+    with an HNSW graph of degree :data:`ENGINE_DEFAULT_M`)."""
+    widths = {r.name: r.dim for r in schema.resolutions}
+    if schema.layout is not None:
+        return collection_footprint(schema), f"layout {schema.layout.name}"
+    return (footprint(LAYOUTS["all-ram"], widths, m=ENGINE_DEFAULT_M),
+            f"engine defaults: every vector in RAM with an HNSW graph (m={ENGINE_DEFAULT_M})")
+
+
+def saving(source: "CollectionSchema", target: "CollectionSchema") -> dict[str, Any]:
+    """Modelled RAM and disk bytes per point of ``source`` (as configured) and ``target``, and their ratios."""
+    before, basis = configured_footprint(source)
+    after = collection_footprint(target)
+    return {"source": {"ram_bytes_per_point": round(before.ram, 1), "disk_bytes_per_point": round(before.disk, 1),
+                       "basis": basis},
+            "target": {"ram_bytes_per_point": round(after.ram, 1), "disk_bytes_per_point": round(after.disk, 1),
+                       "basis": f"layout {target.layout.name}" if target.layout else "engine defaults"},
+            "ram_ratio": round(after.ram / before.ram, 4) if before.ram else None,
+            "disk_ratio": round(after.disk / before.disk, 4) if before.disk else None}

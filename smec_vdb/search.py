@@ -40,6 +40,9 @@ COARSE_CODE_BITS = 2.0
 def default_candidates(k: int, input_dim: int, coarse_dim: int, quantization: Quantization | None = None) -> int:
     """Coarse candidates for top-``k``: k × clamp(2048 / coarse_dim, 4, 64), doubled for 1-2 bit codes.
 
+    The default of a collection that has not been calibrated, and where calibration
+    (:mod:`smec_vdb.calibrate`) starts looking for the smallest count that reaches its recall target.
+
     Set from ``benchmarks/layouts.py``: what decides how many true neighbours fall outside the coarse
     top-c is the coarse width (and the data), not the compression ratio. At recall@10 ≥ 0.99 against
     exact full-dim search: debian MiniLM 384 → 128 needs 160 (= 10 × 2048/128), 384 → 64 reaches
@@ -55,6 +58,12 @@ def default_candidates(k: int, input_dim: int, coarse_dim: int, quantization: Qu
     if quantization is not None and quantization.enabled and quantization.bits_per_dim <= COARSE_CODE_BITS:
         oversampling *= 2
     return k * oversampling
+
+
+def scaled_candidates(calibrated: int, calibrated_k: int, k: int) -> int:
+    """A count calibrated for top-``calibrated_k`` applied to top-``k``: the same oversampling
+    (candidates per result, rounded up), never fewer than ``k``."""
+    return max(k, math.ceil(calibrated * k / calibrated_k))
 
 
 def stage_limits(n_stages: int, k: int, candidates: int) -> list[int]:
@@ -76,7 +85,8 @@ def plan_stages(queries: Mapping[str, np.ndarray], coarse_to_fine: Sequence[str]
     if candidates < k:
         raise ConfigError(f"candidates ({candidates}) must be >= k ({k})")
     limits = stage_limits(len(coarse_to_fine), k, candidates)
-    return [SearchStage(name, np.asarray(queries[name]), limit) for name, limit in zip(coarse_to_fine, limits)]
+    return [SearchStage(name, queries[name] if type(queries[name]) is np.ndarray else np.asarray(queries[name]), limit)
+            for name, limit in zip(coarse_to_fine, limits)]
 
 
 def similarity(distance: Distance, query: np.ndarray, matrix: np.ndarray) -> np.ndarray:

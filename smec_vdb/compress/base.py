@@ -4,6 +4,13 @@ A compressor maps a D-dim input embedding to a nested family of lower-dim embedd
 ``dims`` (strictly decreasing, each < D). ``encode(x, dim)`` returns float32, L2-normalised
 rows, streaming large inputs through fixed-size chunks so memory stays bounded.
 
+Two paths compute the same thing (within 1e-6, tested): in eval mode a method whose inference map
+is linear encodes with cached float32 weights (:class:`~smec_vdb.compress.numpy_encoder.NumpyEncoder`:
+numpy for small batches, torch's GEMM for large ones, O(1) Python calls of validation); training
+mode and non-linear methods run ``project`` in torch. The cache is rebuilt after ``train()``/
+``eval()``, ``load_state_dict``, a device or dtype move, or a change of ``dims``; a caller that
+edits weights in place in eval mode calls ``eval()`` again.
+
 Example::
 
     comp = smec_vdb.load("models/scifact")
@@ -21,9 +28,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from smec_vdb.errors import ConfigError, DimensionError, InvalidVectorError
-
-ENCODE_CHUNK_ROWS = 8192
+from smec_vdb.compress.numpy_encoder import ENCODE_CHUNK_ROWS, NumpyEncoder, as_rows, check_dim, raise_bad_row
+from smec_vdb.errors import ConfigError
 
 
 def validate_schedule(input_dim: int, dims: Sequence[int]) -> tuple[int, ...]:
@@ -43,22 +49,14 @@ def validate_schedule(input_dim: int, dims: Sequence[int]) -> tuple[int, ...]:
 
 
 def as_matrix(x: Any, input_dim: int) -> np.ndarray | torch.Tensor:
-    """Validate numpy/torch/list input as a (n, input_dim) numeric matrix without copying it."""
-    if isinstance(x, torch.Tensor):
-        m: np.ndarray | torch.Tensor = x.detach()
-    else:
-        m = np.asarray(x)
-        if m.dtype.kind not in "fiu":
-            raise InvalidVectorError(f"expected numeric vectors, found dtype {m.dtype}")
+    """Validate numpy/torch/list input as a (n, input_dim) numeric matrix (numpy input as float32,
+    copied only when its dtype differs; a tensor is not copied)."""
+    if not isinstance(x, torch.Tensor):
+        return as_rows(x, input_dim)
+    m = x.detach()
     if m.ndim == 1:
         m = m[None, :]
-    if m.ndim != 2:
-        raise DimensionError(f"expected a (n, {input_dim}) matrix, found shape {tuple(m.shape)}")
-    if m.shape[0] == 0:
-        raise InvalidVectorError("no vectors to encode: input has 0 rows")
-    if m.shape[1] != input_dim:
-        raise DimensionError(f"expected vectors of width {input_dim}, found width {m.shape[1]}")
-    return m
+    return m if m.ndim == 2 and m.shape[0] > 0 and m.shape[1] == input_dim else as_rows(m.cpu().numpy(), input_dim)
 
 
 def rows_as_tensor(m: np.ndarray | torch.Tensor, start: int = 0, stop: int | None = None) -> torch.Tensor:
@@ -85,17 +83,8 @@ def check_finite_rows(t: torch.Tensor, row_offset: int = 0) -> None:
     """
     norms = torch.linalg.vector_norm(t, dim=1)
     flagged = torch.nonzero(~torch.isfinite(norms) | (norms == 0)).flatten()
-    if len(flagged) == 0:
-        return
-    rows = t.index_select(0, flagged)
-    bad = ~torch.isfinite(rows).all(dim=1)
-    if bool(bad.any()):
-        i = int(flagged[bad][0]) + row_offset
-        raise InvalidVectorError(f"row {i} holds NaN or inf values ({int(bad.sum())} such rows in this chunk)")
-    zero = (rows == 0).all(dim=1)
-    if bool(zero.any()):
-        i = int(flagged[zero][0]) + row_offset
-        raise InvalidVectorError(f"row {i} is all zeros: it has no direction to compress")
+    if len(flagged):
+        raise_bad_row(t.cpu().numpy(), flagged.cpu().numpy(), row_offset)
 
 
 class Compressor(nn.Module):
@@ -166,14 +155,8 @@ class Compressor(nn.Module):
 
     # -- shared behaviour -------------------------------------------------------------
     def check_dim(self, dim: int) -> int:
-        dim = int(dim)
-        if dim != self.input_dim and dim not in self.dims:
-            raise DimensionError(
-                f"dim {dim} is not trained: this compressor provides {list(self.dims)} (and the input dim {self.input_dim})"
-            )
-        return dim
+        return check_dim(dim, self.input_dim, self.dims)
 
-    @torch.inference_mode()
     def encode(self, x: Any, dim: int, *, chunk_rows: int = ENCODE_CHUNK_ROWS) -> np.ndarray:
         """Encode vectors to ``dim``: float32, L2-normalised rows, streamed in chunks of ``chunk_rows``.
 
@@ -182,10 +165,23 @@ class Compressor(nn.Module):
         """
         return self.encode_many(x, [dim], chunk_rows=chunk_rows)[int(dim)]
 
+    def encode_many(self, x: Any, dims: Sequence[int], *, chunk_rows: int = ENCODE_CHUNK_ROWS,
+                    normalize: bool = True) -> dict[int, np.ndarray]:
+        """Encode vectors to several dims at once ("compute once, slice many times"); returns
+        {dim: float32 unit rows} (``normalize=False``: as projected, equally validated). Numpy input of a
+        linear method on the CPU takes the cached-weights path (module doc) unless it is training;
+        anything else :meth:`encode_torch`."""
+        if type(x) is np.ndarray or not isinstance(x, torch.Tensor):
+            cached = self.__dict__.get("_numpy_encoder")  # numpy_encoder() inlined: this is the query hot path
+            encoder = cached[1] if cached is not None and cached[0] == self.dims else self.numpy_encoder()
+            if encoder is not None:
+                return encoder.encode_rows(as_rows(x, self.input_dim), dims, chunk_rows=chunk_rows, normalize=normalize)
+        return self.encode_torch(x, dims, chunk_rows=chunk_rows, normalize=normalize)
+
     @torch.inference_mode()
-    def encode_many(self, x: Any, dims: Sequence[int], *, chunk_rows: int = ENCODE_CHUNK_ROWS) -> dict[int, np.ndarray]:
-        """Encode vectors to several dims at once: the input is validated and converted once per chunk
-        ("compute once, slice many times"); returns {dim: float32 unit rows}."""
+    def encode_torch(self, x: Any, dims: Sequence[int], *, chunk_rows: int = ENCODE_CHUNK_ROWS,
+                     normalize: bool = True) -> dict[int, np.ndarray]:
+        """:meth:`encode_many` through ``project`` in torch (training mode, non-linear methods, tensors)."""
         dims = [self.check_dim(d) for d in dims]
         m = as_matrix(x, self.input_dim)
         device = self._device()
@@ -196,9 +192,41 @@ class Compressor(nn.Module):
             chunk = chunk.to(device)
             for d in dims:
                 low = chunk if d == self.input_dim else self.project(chunk, d)
-                low = torch.nn.functional.normalize(low, dim=1)
+                if normalize:
+                    low = torch.nn.functional.normalize(low, dim=1)
                 out[d][start : start + chunk.shape[0]] = low.float().cpu().numpy()
         return out
+
+    def numpy_encoder(self) -> NumpyEncoder | None:
+        """The cached-weights encoder of this compressor as it is now: None while it trains (training
+        mode with trainable parameters), when its map is not linear, or when it lives on another device
+        than the CPU. Built once, then reused until the module changes (module doc)."""
+        cached = self.__dict__.get("_numpy_encoder")
+        if cached is not None and cached[0] == self.dims:
+            return cached[1]
+        encoder = None
+        trains = self.training and any(p.requires_grad for p in self.parameters())
+        if not trains and self._device().type == "cpu":
+            tensors = {k: (v.detach().float() if v.is_floating_point() else v.detach()).numpy()
+                       for k, v in self.state_dict().items()}
+            encoder = NumpyEncoder.from_tensors(self.method, self.config(), tensors, self.selected_indices())
+        self.__dict__["_numpy_encoder"] = (self.dims, encoder)
+        return encoder
+
+    def _forget_numpy_encoder(self) -> None:
+        self.__dict__.pop("_numpy_encoder", None)
+
+    def train(self, mode: bool = True) -> "Compressor":
+        self._forget_numpy_encoder()
+        return super().train(mode)
+
+    def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):  # type: ignore[override]
+        self._forget_numpy_encoder()
+        return super().load_state_dict(state_dict, strict=strict, assign=assign)
+
+    def _apply(self, fn, *args: Any, **kwargs: Any):  # type: ignore[override]  # .to(), .cpu(), .double() …
+        self._forget_numpy_encoder()
+        return super()._apply(fn, *args, **kwargs)
 
     def _device(self) -> torch.device:
         for p in self.parameters():

@@ -3,7 +3,8 @@
 Flow (issues 4, 10): plan (read the source's layout, survey every point, refuse what cannot be
 kept, before anything is trained or written) → train SMEC on a sample of the source's own vectors
 (or reuse a compressor) → create the target → copy in batches, checkpointing the source cursor →
-verify every point (:mod:`smec_vdb.migrate.verify`) → alias swap only when verification passes.
+calibrate the coarse candidate count on held-out source points (:mod:`smec_vdb.calibrate`) → verify
+every point (:mod:`smec_vdb.migrate.verify`) → alias swap only when verification passes.
 
 Re-running the same command resumes from the checkpoint; once complete, it re-syncs: points the
 source added, changed or deleted since are found by comparing content and only those are
@@ -28,12 +29,20 @@ from typing import Any, Callable
 import numpy as np
 
 from smec_vdb.backend import Backend, Point
+from smec_vdb.calibrate import Reference, calibrate, store
 from smec_vdb.collection import COMPRESSOR_KEY, FULL, SmecCollection
 from smec_vdb.compress.store import CompressorStore, store_name
-from smec_vdb.errors import CollectionExistsError, ConfigError, MigrationError, VerificationError
-from smec_vdb.layout import check_engine_support, default_layout
+from smec_vdb.errors import CalibrationError, CollectionExistsError, ConfigError, MigrationError, VerificationError
+from smec_vdb.layout import check_engine_support, default_layout, saving
 from smec_vdb.migrate.copy import copy, write_points
-from smec_vdb.migrate.options import CHECKPOINT_KEY, COMPLETE_KEY, MigrationOptions, ProgressCallback, StopCheck
+from smec_vdb.migrate.options import (
+    CHECKPOINT_KEY,
+    COMPLETE_KEY,
+    MigrationEvent,
+    MigrationOptions,
+    ProgressCallback,
+    StopCheck,
+)
 from smec_vdb.migrate.plan import SourceInfo, Timer, inspect_source, make_plan, obtain_compressor, stored_dims
 from smec_vdb.migrate.probe import Fidelity
 from smec_vdb.migrate.verify import diff, verify
@@ -172,9 +181,13 @@ def migrate(
     copy_seconds = timer.seconds.get("copy") or sum(timer.seconds.get(p, 0.0) for p in ("read", "encode", "write"))
 
     t0 = time.perf_counter()
+    search = _calibrate(source, info, col, opts, skipped, progress)
+    timer.add("calibrate", t0)
+    t0 = time.perf_counter()
     verification = verify_step(source, target, info, col, min_recall=opts.min_recall, n_queries=opts.verify_queries,
                           seed=opts.seed, batch=max(opts.batch_size, 256), progress=progress, should_stop=should_stop)
     timer.add("verify", t0)
+    footprint = saving(info.schema, col.schema)
     total = time.perf_counter() - started
     report = {
         "source": {**info.as_dict(), "store": store_name(source)},
@@ -187,6 +200,8 @@ def migrate(
         "points_written": written,
         "skipped_ids": skipped,
         "bytes_per_point": {"before": 4 * info.width, "after": 4 * sum(r.dim for r in col.resolutions)},
+        "footprint": footprint,
+        "search": search,
         "seconds": {**{k: round(v, 3) for k, v in timer.seconds.items()}, "total": round(total, 3)},
         "verify_share": round(timer.seconds["verify"] / total, 3) if total > 0 else None,
         "throughput_points_per_s": round(written / copy_seconds, 1) if copy_seconds > 0 else None,
@@ -199,7 +214,7 @@ def migrate(
     }
     target.set_metadata(name, COMPLETE_KEY, {
         "plan": plan, "source_collection": info.name, "skipped_ids": skipped, "verification": verification,
-        "engine_fidelity": None if info.fidelity is None else info.fidelity.as_dict()})
+        "footprint": footprint, "engine_fidelity": None if info.fidelity is None else info.fidelity.as_dict()})
     target.set_metadata(name, CHECKPOINT_KEY, None)
     if not verification["passed"]:
         raise VerificationError(verification["summary"], report=report)
@@ -207,6 +222,25 @@ def migrate(
         target.create_alias(opts.swap_alias, name)
         report["alias"] = {"name": opts.swap_alias, "collection": name}
     return report
+
+
+def _calibrate(source: Backend, info: SourceInfo, col: SmecCollection, opts: MigrationOptions, skipped: list,
+               progress: ProgressCallback | None) -> dict[str, Any]:
+    """Calibrate the coarse candidates against exact search over the source and record them as the search
+    default; a target it cannot reach leaves the rule as the default and says why (the migration's own
+    gate is ``min_recall``)."""
+    def report(done: int, total: int) -> None:
+        if progress:
+            progress(MigrationEvent("calibrate", done, None))
+
+    try:
+        result = calibrate(col, Reference(source, info.name, info.vector, frozenset(skipped)),
+                           queries=opts.verify_queries, seed=opts.seed, progress=report)
+    except CalibrationError as e:
+        col.record_search_defaults(None)
+        return {"candidates": None, "reached": False, "reason": str(e), "default": col.default_candidates(10)}
+    store(col, result)
+    return {**result.as_dict(), "reached": True}  # candidates None: one resolution, no count to choose
 
 
 def _resync(source: Backend, target: Backend, info: SourceInfo, col: SmecCollection, opts: MigrationOptions,

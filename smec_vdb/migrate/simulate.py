@@ -6,6 +6,7 @@ the shared coarse-to-fine module :mod:`smec_vdb.search` at merge).
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
@@ -13,7 +14,7 @@ import numpy as np
 from smec_vdb.backend import Backend, SearchStage
 from smec_vdb.collection import plan_resolutions
 from smec_vdb.errors import MigrationError
-from smec_vdb.layout import check_engine_support
+from smec_vdb.layout import check_engine_support, default_layout, saving
 from smec_vdb.migrate.options import MigrationOptions, ProgressCallback
 from smec_vdb.migrate.plan import inspect_source, make_plan, obtain_compressor, stored_dims
 from smec_vdb.search import cascade, default_candidates, stage_limits
@@ -61,6 +62,8 @@ def dry_run(backend: Backend, opts: MigrationOptions, *, target_backend: Backend
     comp = obtain_compressor(planned, opts, progress)
     schema, found = planned.schema, planned.found
     resolutions = plan_resolutions(comp, stored_dims(opts, comp.dims), opts.keep_full)
+    layout = (opts.layout or default_layout(target.target, opts.index.kind)).governing(r.name for r in resolutions)
+    planned_target = replace(schema, resolutions=tuple(resolutions) + info.carried, layout=layout)
     return {
         "dry_run": True,
         "source": info.as_dict(),
@@ -70,6 +73,7 @@ def dry_run(backend: Backend, opts: MigrationOptions, *, target_backend: Backend
                    "id_type": schema.id_type},
         "schedule": list(comp.dims),
         "bytes_per_point": {"before": 4 * info.width, "after": 4 * sum(r.dim for r in resolutions)},
+        "footprint": saving(info.schema, planned_target),
         "estimated_recall_at_10": round(_simulated_recall(comp, found.sample, resolutions, DRY_RUN_QUERIES, opts.seed), 4),
         "estimate_pool": len(found.sample),
         **planned.report(),  # engine_fidelity None: the engine probe writes, so only a migration runs it

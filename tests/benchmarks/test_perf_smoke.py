@@ -6,24 +6,16 @@ JSON/markdown and that exact top-k, recall, layouts and the candidates ladder ar
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
-
-PERF = Path(__file__).resolve().parents[2] / "benchmarks" / "perf.py"
+from benchmark_scripts import load_benchmark
 
 
 @pytest.fixture(scope="module")
 def perf():
-    spec = importlib.util.spec_from_file_location("perf_benchmark", PERF)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("perf")
 
 
 def test_quick_encode_run_writes_json_and_markdown(perf, tmp_path):

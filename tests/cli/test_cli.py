@@ -14,7 +14,7 @@ from smec_vdb.cli.app import _register_commands, app
 from smec_vdb.eval.beir import shared_data_dir
 from tests.cli.shell import one_line_error, smec
 
-COMMANDS = ("train", "eval", "demo", "migrate", "search", "inspect")
+COMMANDS = ("train", "eval", "demo", "migrate", "search", "inspect", "calibrate")
 SHARED = shared_data_dir()
 
 
@@ -32,7 +32,8 @@ def test_every_command_has_help_with_an_example(runner, command):
 
 
 @pytest.mark.parametrize("command, shown", [
-    ("search", "[default: k × clamp(2048 / coarse dim, 4, 64), twice that for coarse codes of ≤ 2 bits"),
+    ("search", "[default: the collection's calibrated count (smec-vdb calibrate), else k × clamp(2048 / coarse dim, "
+               "4, 64), twice that for coarse codes of ≤ 2 bits"),
     ("search", "[default: the one the collection records]"),
     ("migrate", "[default: <collection>_smec]"),
 ])
@@ -86,7 +87,7 @@ def test_demo_migrate_search_inspect_end_to_end(tmp_path):
     assert migrated.returncode == 0, migrated.stderr
     # the result on stdout, progress on stderr (a line per phase when stderr is not a terminal)
     assert "verification passed" in migrated.stdout and "docs_live → docs_smec" in migrated.stdout
-    assert migrated.stderr.splitlines() == ["survey…", "train…", "copy…", "verify…", "recall…"]
+    assert migrated.stderr.splitlines() == ["survey…", "train…", "copy…", "calibrate…", "verify…", "recall…"]
     report = json.loads((tmp_path / "report.json").read_text())
     assert report["target"]["collection"] == "docs_smec" and report["points_written"] == 60
     assert report["alias"] == {"name": "docs_live", "collection": "docs_smec"}
