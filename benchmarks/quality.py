@@ -68,7 +68,10 @@ def log(msg: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
 
 
-def main_section(config: TrainConfig, seeds: list[int], out: dict, datasets: list[str], model: str) -> list[ResultRow]:
+def main_section(config: TrainConfig, seeds: list[int], out: dict, datasets: list[str], model: str,
+                 methods: list[str] | None = None) -> list[ResultRow]:
+    """``methods``: the rows to run (``smec`` and/or BASELINES; default all)."""
+    methods = ["smec", *BASELINES] if methods is None else methods
     rows: list[ResultRow] = []
     for name in datasets:
         ds = load_beir(name, model)
@@ -78,15 +81,16 @@ def main_section(config: TrainConfig, seeds: list[int], out: dict, datasets: lis
         validation = validation_examples(ds, config.rank_negatives, MAX_RELEVANT)
         for supervised in (False, True):
             epochs: list[int] = []
-            smec = MethodSpec("smec (sup.)" if supervised else "smec", "smec", supervised)
-            log(f"{name} {smec.label}")
-            rows += run_method(ds, smec, DIMS, seeds, config, examples=examples, validation=validation,
-                               train_qrels=qrels, rerank_candidates=None,
-                               on_trained=lambda s, c, t: epochs.append(sum(st["epochs"] for st in c.training_info["stages"])))
-            budget = max(1, round(float(np.mean(epochs))))
+            if "smec" in methods:
+                smec = MethodSpec("smec (sup.)" if supervised else "smec", "smec", supervised)
+                log(f"{name} {smec.label}")
+                rows += run_method(ds, smec, DIMS, seeds, config, examples=examples, validation=validation,
+                                   train_qrels=qrels, rerank_candidates=None,
+                                   on_trained=lambda s, c, t: epochs.append(sum(st["epochs"] for st in c.training_info["stages"])))
+            budget = max(1, round(float(np.mean(epochs)))) if epochs else config.epochs
             out.setdefault("budgets", {})[f"{name} {'sup' if supervised else 'unsup'}"] = budget
             for method in BASELINES:
-                if supervised and method not in TRAINED:
+                if method not in methods or (supervised and method not in TRAINED):
                     continue
                 spec = MethodSpec(f"{method} (sup.)" if supervised else method, method, supervised)
                 cfg = replace(config, epochs=budget) if method in TRAINED else config
@@ -234,7 +238,7 @@ SECTION_TITLES = {
 
 
 def run_section(task: tuple[str, str | None], config: TrainConfig, seeds: list[int], out_dir: Path,
-                model: str = MINILM) -> dict:
+                model: str = MINILM, methods: list[str] | None = None) -> dict:
     """One unit of work (a section, or the main table of one dataset) in its own process."""
     global OUT
     OUT = out_dir
@@ -245,7 +249,7 @@ def run_section(task: tuple[str, str | None], config: TrainConfig, seeds: list[i
     rows: list[ResultRow] = []
     text = ""
     if name == "main":
-        rows = main_section(config, seeds, meta, [dataset], model)
+        rows = main_section(config, seeds, meta, [dataset], model, methods)
     elif name == "ablation":
         rows = ablation_section(config, seeds)
     elif name == "ads":
@@ -267,6 +271,8 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, help="override the max epochs per stage (e.g. 1 for a smoke run)")
     parser.add_argument("--datasets", default="scifact,nfcorpus", help="datasets of the main table")
     parser.add_argument("--model", default=MINILM, help="embedding model of the main table (e.g. all-mpnet-base-v2)")
+    parser.add_argument("--methods", default=",".join(["smec", *BASELINES]),
+                        help="rows of the main table (e.g. smec alone, with --full for 3 seeds)")
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args()
     OUT = args.out
@@ -282,7 +288,8 @@ def main() -> None:
     from concurrent.futures import ProcessPoolExecutor
 
     with ProcessPoolExecutor(max_workers=args.jobs) as pool:
-        futures = [pool.submit(run_section, t, config, seeds if (args.full or t[0] != "main") else [0], OUT, args.model)
+        futures = [pool.submit(run_section, t, config, seeds if (args.full or t[0] != "main") else [0], OUT, args.model,
+                               args.methods.split(","))
                    for t in tasks]
         results = [f.result() for f in futures]
     md = [f"# Quality benchmark (issue 12)\n\nCommand: `{meta['command']}` · TrainConfig defaults "
