@@ -79,3 +79,33 @@ def test_the_objectives_rank_part_equals_the_dense_rank_loss_on_the_padded_examp
     low_d = torch.nn.functional.normalize(data.corpus @ weight.T, dim=1)
     dense = RankLoss(config.rank_scale)(torch.einsum("qd,qcd->qc", low_q, low_d[candidates]), grades, mask)
     assert torch.allclose(parts["rank"], dense, atol=1e-6)
+
+
+def test_a_supervised_step_allocates_for_real_candidates_not_for_the_widest_query(vectors):
+    """64 queries, one with 1,500 candidates (1 relevant), the rest with 4: no tensor of the step may be
+    sized by queries × widest² (64 × 1,500² floats = 576 MB when padded); the real pairs are 1,499 + 63·3."""
+    from torch.profiler import ProfilerActivity, profile
+
+    g = torch.Generator().manual_seed(3)
+    n_docs, width, queries = len(vectors), 1500, 64
+    candidates = torch.randint(0, n_docs, (queries, width), generator=g)
+    grades = torch.zeros(queries, width)
+    grades[:, 0] = 1.0
+    mask = torch.zeros(queries, width, dtype=torch.bool)
+    mask[:, :4] = True
+    mask[0] = True
+    ex = RankingExamples((torch.from_numpy(vectors[:queries]) + 0.05).numpy(), candidates.numpy(), grades.numpy(),
+                         mask.numpy(), tuple(f"q{i}" for i in range(queries)))
+    config = TrainConfig(batch_size=64, memory_size=200, memory_topk=8, device="cpu")
+    data = TrainingData.build(vectors, config, ex, ex.subset(list(range(4))))
+    weight = torch.randn(6, vectors.shape[1], generator=g, requires_grad=True)
+
+    def model(doc_rows, query_rows):
+        return Outputs([data.corpus[doc_rows] @ weight.T], [data.queries[query_rows] @ weight.T])
+
+    objective = Objective(data, config, LossTerms())
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        parts = objective(model, torch.arange(64), torch.arange(queries))
+        sum(parts.values()).backward()
+    largest = max(e.cpu_memory_usage for e in prof.events())
+    assert largest < 4 * 1024 * 1024, f"a step allocated {largest / 2**20:.1f} MB at once"
