@@ -25,14 +25,14 @@ Example::
 from __future__ import annotations
 
 import math
-import re
 from typing import Any, Sequence, cast
 
 import numpy as np
+from packaging.version import Version
 
 from smec_vdb.adapters import rerank
 from smec_vdb.adapters.errors import engine_errors
-from smec_vdb.backend import UNNAMED, Batch, CollectionSchema, Filter, Hit, Point, PointId, Resolution, SearchStage
+from smec_vdb.backend import UNNAMED, ClosingContext, Batch, CollectionSchema, Filter, Hit, Point, PointId, Resolution, SearchStage
 from smec_vdb.adapters.qdrant_common import (
     SMEC_ID_KEY,
     build_filter,
@@ -48,6 +48,7 @@ from smec_vdb.adapters.qdrant_common import (
     stored_payload,
 )
 from smec_vdb.adapters.qdrant_layout import client_vector_params, quantization_search
+from smec_vdb.adapters.server_version import leading_version
 from smec_vdb.adapters.qdrant_requests import (
     DEFAULT_REQUEST_BUDGET,
     MAX_POINTS_PER_REQUEST,
@@ -72,14 +73,14 @@ SCHEMA_KEY = "_smec_schema"
 #: seconds per request on a server (qdrant-client would otherwise use httpx's 5 s)
 DEFAULT_TIMEOUT = 60.0
 #: collection metadata (where the schema, compressor record and checkpoint live) exists from 1.16
-MIN_SERVER_VERSION = (1, 16)
+MIN_SERVER_VERSION = Version("1.16")
 #: KB of vectors in a segment above which a server builds its HNSW graphs (server default 10,000)
 INDEXING_THRESHOLD_KB = 1
 _DISTANCES = {"cosine": "Cosine", "dot": "Dot", "euclid": "Euclid", "manhattan": "Manhattan"}
 _PAYLOAD_TYPES = {"keyword": "keyword", "integer": "integer", "float": "float", "bool": "bool"}
 
 
-class QdrantBackend:
+class QdrantBackend(ClosingContext):
     """Backend over qdrant-client. Exactly one of ``url`` (server) or ``path`` (embedded) is given.
 
     Server only: ``timeout`` seconds per request (default :data:`DEFAULT_TIMEOUT`), ``prefer_grpc``
@@ -108,8 +109,8 @@ class QdrantBackend:
         self._schemas: dict[str, CollectionSchema] = {}
         self._grpc = prefer_grpc
         self._budget = check_budget(request_budget)
-        #: (major, minor) of the server; None in local mode
-        self.server_version: tuple[int, int] | None = None
+        #: the server's version; None in local mode
+        self.server_version: Version | None = None
         with engine_errors(self._engine):
             if self.local:
                 self._client = QdrantClient(location=":memory:") if path == ":memory:" else QdrantClient(path=path)
@@ -123,16 +124,16 @@ class QdrantBackend:
             self._client.close()
             raise
 
-    def _check_server_version(self) -> tuple[int, int]:
-        """The server's (major, minor); a ServerVersionError below :data:`MIN_SERVER_VERSION`."""
+    def _check_server_version(self) -> Version:
+        """The server's version; a ServerVersionError below :data:`MIN_SERVER_VERSION` (pre-releases of a
+        release count as that release)."""
         with engine_errors(self._engine):  # unreachable: a retriable BackendError naming the (masked) url
             reported = str(self._client.info().version)
         version = parse_version(reported, self._engine)
-        if version < MIN_SERVER_VERSION:
-            needed = ".".join(map(str, MIN_SERVER_VERSION))
+        if Version(version.base_version) < MIN_SERVER_VERSION:
             raise ServerVersionError(
                 f"{self._engine}: server version {reported} is too old: smec-vdb keeps each collection's schema, "
-                f"compressor record and checkpoint in collection metadata, which needs Qdrant >= {needed}; "
+                f"compressor record and checkpoint in collection metadata, which needs Qdrant >= {MIN_SERVER_VERSION}; "
                 "upgrade the server (nothing was written)"
             )
         return version
@@ -382,6 +383,10 @@ class QdrantBackend:
                     return description.collection_name
         return None
 
+    def aliases(self, collection: str) -> list[str]:
+        with engine_errors(self._engine, collection):
+            return sorted(a.alias_name for a in self._client.get_collection_aliases(collection).aliases)
+
     def delete_alias(self, alias: str) -> None:
         m = self._models
         self._schemas.pop(alias, None)
@@ -396,13 +401,13 @@ class QdrantBackend:
             self._client.close()
 
 
-def parse_version(reported: str, engine: str) -> tuple[int, int]:
-    """(major, minor) of a version string such as ``1.16.2`` or ``v1.17.0-dev``."""
-    found = re.match(r"v?(\d+)\.(\d+)", reported.strip())
-    if found is None:
+def parse_version(reported: str, engine: str) -> Version:
+    """The version a server reports, such as ``1.16.2`` or ``v1.17.0-dev`` (PEP 440, :mod:`packaging.version`)."""
+    version = leading_version(reported)
+    if version is None:
         raise ServerVersionError(f"{engine}: cannot read the server version: expected major.minor[.patch], "
                                  f"found {reported!r}")
-    return int(found.group(1)), int(found.group(2))
+    return version
 
 
 def foreign_schema(collection: str, params: Any) -> CollectionSchema:

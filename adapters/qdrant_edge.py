@@ -24,7 +24,6 @@ Example::
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import re
@@ -34,9 +33,10 @@ from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 import numpy as np
+from filelock import FileLock
 
 from smec_vdb.adapters.errors import engine_errors
-from smec_vdb.backend import Batch, CollectionSchema, Filter, Hit, Point, PointId, SearchStage
+from smec_vdb.backend import ClosingContext, Batch, CollectionSchema, Filter, Hit, Point, PointId, SearchStage
 from smec_vdb.adapters.qdrant_common import (
     SMEC_ID_KEY,
     build_filter,
@@ -105,8 +105,8 @@ def _made_by_us(directory: Path) -> bool:
     return directory.is_dir() and {p.name for p in directory.iterdir()} <= {_SHARD_DIR}
 
 
-class QdrantEdgeBackend:
-    """Backend over qdrant-edge-py: one EdgeShard per collection under ``store``.
+class QdrantEdgeBackend(ClosingContext):
+    """Backend over qdrant-edge-py: one EdgeShard per collection under the store directory ``path``.
 
     Cosine collections store normalised vectors: ``scroll``/``retrieve`` return v/‖v‖.
     """
@@ -114,11 +114,11 @@ class QdrantEdgeBackend:
     target = "qdrant-edge"
     supports_aliases = True
 
-    def __init__(self, store: str | os.PathLike[str]) -> None:
+    def __init__(self, path: str | os.PathLike[str]) -> None:
         import qdrant_edge
 
         self._edge = qdrant_edge
-        self.store = Path(store)
+        self.store = Path(path)
         self._engine = f"qdrant-edge ({self.store})"
         self._shards: dict[str, Any] = {}
         self._schemas: dict[str, CollectionSchema] = {}
@@ -134,16 +134,15 @@ class QdrantEdgeBackend:
     @contextmanager
     def _aliases_locked(self) -> Iterator[dict[str, str]]:
         """The alias map under an exclusive lock, written back atomically (if changed) on exit."""
-        with open(self.store / _ALIASES_LOCK, "a") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            try:
-                aliases = self._aliases()
-                before = dict(aliases)
-                yield aliases
-                if aliases != before:
-                    _write_json(self.store / _ALIASES_FILE, aliases)
-            finally:
-                fcntl.flock(lock, fcntl.LOCK_UN)
+        with FileLock(self.store / _ALIASES_LOCK):
+            aliases = self._aliases()
+            before = dict(aliases)
+            yield aliases
+            if aliases != before:
+                _write_json(self.store / _ALIASES_FILE, aliases)
+
+    def aliases(self, collection: str) -> list[str]:
+        return sorted(alias for alias, target in self._aliases().items() if target == collection)
 
     def _resolve(self, name: str) -> str:
         """The collection ``name`` designates (itself, or an alias's target); CollectionNotFoundError if none."""

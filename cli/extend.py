@@ -9,8 +9,8 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from smec_vdb.cli.common import console
-from smec_vdb.cli.train import load_vectors, summary_table
+from smec_vdb.cli.common import check_output_dir, console, results, stop_on_sigint
+from smec_vdb.cli.train import load_vectors, progress_display, summary_table
 
 EXAMPLE = "smec-vdb extend --compressor models/scifact --vectors corpus.npy --dim 16"
 
@@ -33,9 +33,13 @@ def extend_command(
     from smec_vdb.compress.smec import SMECCompressor
     from smec_vdb.errors import ConfigError, DimensionError
     from smec_vdb.train.config import TrainConfig
+    from smec_vdb.train.loop import stop_when
+    from smec_vdb.train.progress_bar import EpochBars
     from smec_vdb.train.smrl import extend_smec
 
     comp = smec_vdb.load(compressor)
+    if out is not None:
+        check_output_dir(out, "--out")
     if not isinstance(comp, SMECCompressor):
         raise ConfigError(f"only SMEC compressors can be extended; {compressor} holds method {comp.method!r}")
     validate_schedule(comp.input_dim, (*comp.dims, dim))
@@ -45,11 +49,12 @@ def extend_command(
     if x.shape[1] != comp.input_dim:
         raise DimensionError(f"vectors {vectors} have width {x.shape[1]}, the compressor takes {comp.input_dim}")
     console.print(f"extending {comp.method} {comp.input_dim} → {list(comp.dims)} with {dim} on {x.shape[0]} vectors")
-    extended = extend_smec(comp, x, dim, config)
+    with stop_on_sigint() as should_stop, stop_when(should_stop), EpochBars() as bars:
+        extended = extend_smec(comp, x, dim, config, progress=progress_display() or bars)
     target = out or compressor
     extended.save(target)
-    console.print(summary_table(extended))
-    console.print(f"saved to {target} (id {extended.manifest_hash})")
+    results.print(summary_table(extended))
+    results.print(f"saved to {target} (id {extended.manifest_hash})")
 
 
 def register(app: typer.Typer) -> None:

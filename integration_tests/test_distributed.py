@@ -223,7 +223,7 @@ def test_embedded_engines_are_refused_before_anything_is_written(tmp_path: Path,
                                                                  embedded: Connection) -> None:
     """One writer process per embedded store: refused before reading, training or writing (no store
     created, no compressor saved); the server end is never contacted."""
-    local = Connection(embedded.backend, path=str(tmp_path / str(embedded.path)))
+    local = Connection(embedded.engine, path=str(tmp_path / str(embedded.path)))
     server = Connection("milvus", url="http://127.0.0.1:9")  # nothing listens there: it must not be needed
     source, target = (local, server) if end == "source" else (server, local)
     opts = MigrationOptions(source="docs", dim=16, compressor_store=str(tmp_path / "store"))

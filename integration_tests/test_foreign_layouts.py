@@ -15,11 +15,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from smec_vdb import engines
 from smec_vdb.adapters import open_backend
 from smec_vdb.backend import Batch, CollectionSchema, Resolution
 from smec_vdb.collection import SmecCollection
 from smec_vdb.errors import CollectionExistsError, CorruptStoreError, UnsupportedSourceError, VerificationError
 from smec_vdb.migrate import MigrationOptions, migrate
+
+from faults import StopInCopy
 
 N = 400
 WIDTH = 24
@@ -84,7 +87,9 @@ def qdrant_read(path: Path, name: str) -> dict:
         client.close()
 
 
-TARGETS = {"qdrant-edge": ("qdrant-edge", "edge"), "qdrant-local": ("qdrant", "qt"), "milvus-lite": ("milvus", "mt.db")}
+#: the embedded targets of the engine registry that have a native reader below: name -> (engine, store)
+TARGETS = {name: (engines.target(name).engine, str(engines.target(name).test_store))
+           for name in ("qdrant-edge", "qdrant-local", "milvus-lite")}
 
 
 def open_target(kind: str, root: Path):
@@ -398,9 +403,9 @@ def test_trained_now_is_false_on_a_resume(tmp_path):
 
     b = edge_source(tmp_path)
     try:
-        calls = iter(range(10**6))
+        stop = StopInCopy(2)
         with pytest.raises(MigrationInterrupted):
-            migrate(b, opts(tmp_path, batch_size=100), should_stop=lambda: next(calls) >= 2)
+            migrate(b, opts(tmp_path, batch_size=100), progress=stop.progress, should_stop=stop)
         report = migrate(b, opts(tmp_path, batch_size=100))
         assert report["resumed"] and report["compressor"]["trained_now"] is False
     finally:
@@ -531,9 +536,9 @@ def test_writes_to_the_source_during_a_run_are_caught_then_resynced(tmp_path):
 
     b = edge_source(tmp_path)
     try:
-        calls = iter(range(10**6))
+        stop = StopInCopy(1)
         with pytest.raises(MigrationInterrupted):  # stops after the first batch of 100 (ids 0..99)
-            migrate(b, opts(tmp_path, batch_size=100), should_stop=lambda: next(calls) >= 1)
+            migrate(b, opts(tmp_path, batch_size=100), progress=stop.progress, should_stop=stop)
         b.upsert("src", Batch([5, 300], {"emb": vectors(seed=9)[:2]}, [{"during": 1}, {"during": 2}]))
         with pytest.raises(VerificationError, match=r"first ids \[5\]") as failed:
             migrate(b, opts(tmp_path, batch_size=100))

@@ -12,8 +12,9 @@ A *multi-resolution collection* stores, per point, one named vector per resoluti
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Any, Iterator, Literal, Mapping, Protocol, Sequence, Union, runtime_checkable
+from typing import Any, Iterator, Literal, Mapping, Protocol, Sequence, TypeVar, Union, runtime_checkable
 
 import numpy as np
 
@@ -32,6 +33,7 @@ PayloadType = Literal["keyword", "integer", "float", "bool"]
 # Payload filter: {field: value} matches payload[field] == value; {field: [v1, v2]} matches any of them.
 # Several fields are ANDed. Values are str/int/float/bool.
 Filter = Mapping[str, Any]
+_B = TypeVar("_B", bound="ClosingContext")
 
 
 @dataclass(frozen=True)
@@ -224,9 +226,37 @@ class Backend(Protocol):
     def create_alias(self, alias: str, collection: str) -> None:
         """Point ``alias`` at ``collection``, replacing an existing alias of that name atomically."""
     def resolve_alias(self, alias: str) -> str | None: ...
+    def aliases(self, collection: str) -> list[str]:
+        """The aliases pointing at ``collection``, sorted (``[]`` where the engine has no aliases)."""
     def delete_alias(self, alias: str) -> None: ...
 
     def close(self) -> None: ...
+
+    # -- a context manager: ``with open_backend(...) as backend:`` closes it (:class:`ClosingContext`) --
+    def __enter__(self) -> "Backend": ...
+    def __exit__(self, exc_type: type[BaseException] | None, *exc: object) -> None: ...
+
+
+class ClosingContext(ABC):
+    """A context manager that closes its object on exit, also when the block raises (the block's error is
+    the one reported): ``with open_backend(...) as backend:``. Every adapter inherits it, and so does
+    :class:`smec_vdb.client.Client`."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Release the connection (the Backend Protocol's ``close``)."""
+
+    def __enter__(self: _B) -> _B:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, *exc: object) -> None:
+        if exc_type is None:
+            self.close()
+            return
+        try:
+            self.close()
+        except Exception:  # noqa: BLE001 - the block's error is the one to report, not a failing close after it
+            pass
 
 
 def iterate_points(

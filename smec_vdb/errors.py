@@ -102,6 +102,14 @@ class CompressorMismatchError(SmecError):
     """A collection was written by another compressor than the one used to read or write it."""
 
 
+class Interrupted(SmecError):
+    """A stop was requested (Ctrl-C) and honoured at a safe point; what was written is whole (the CLI exits 130)."""
+
+
+class TrainingInterrupted(Interrupted):
+    """Training stopped at a batch boundary because ``should_stop()`` said so; nothing was returned or saved."""
+
+
 class MigrationError(SmecError):
     """A migration cannot proceed (bad source, checkpoint from another run, …)."""
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Literal
 
 from smec_vdb.backend import IndexParams
-from smec_vdb.errors import ConfigError, MigrationError
+from smec_vdb.errors import ConfigError, Interrupted, MigrationError
 from smec_vdb.layout import Layout
 
 CHECKPOINT_KEY = "checkpoint"
@@ -17,7 +17,7 @@ COMPLETE_KEY = "migration"
 DEFAULT_COMPRESSOR_STORE = "./smec_compressors"
 
 
-class MigrationInterrupted(MigrationError):
+class MigrationInterrupted(MigrationError, Interrupted):
     """A stop was requested (Ctrl-C); the run stopped at a batch boundary and can be resumed."""
 
 
@@ -69,6 +69,8 @@ class MigrationOptions:
             raise ConfigError("give exactly one of dim or dims (or compressor, to reuse a trained one)")
         if self.dim is not None and self.dims is not None:
             raise ConfigError("dim and dims are exclusive: dims is the explicit schedule")
+        if self.dim is not None and (isinstance(self.dim, bool) or self.dim < 1):
+            raise ConfigError(f"dim must be a positive number of dimensions, found {self.dim}")
         if self.dims is not None and (not self.dims or any(d < 1 for d in self.dims)
                                       or any(b >= a for a, b in zip(self.dims, self.dims[1:]))):
             raise ConfigError(f"dims must be positive and strictly decreasing, found {list(self.dims)}")
@@ -84,6 +86,15 @@ class MigrationOptions:
             raise ConfigError(f"on_bad_vector must be fail or skip, found {self.on_bad_vector!r}")
         if self.check and self.restart:
             raise ConfigError("check writes nothing, restart drops the target: give one of them")
+
+    def check_width(self, width: int) -> None:
+        """ConfigError unless ``dim`` / ``dims`` are below the source ``width``: asked as soon as the
+        source is known, before the target is looked at (a bad dim is reported as such, not as a
+        clash with an existing target)."""
+        wanted = self.dims if self.dims is not None else (self.dim,) if self.dim is not None else ()
+        if wanted and max(wanted) >= width:
+            raise ConfigError(f"{'dims' if self.dims is not None else 'dim'} must be below the source width "
+                              f"{width}, found {list(wanted) if self.dims is not None else self.dim}")
 
     @property
     def target_name(self) -> str:

@@ -22,7 +22,7 @@ import numpy as np
 from smec_vdb.backend import Backend, Batch, CollectionSchema, Point, Resolution, iterate_points
 from smec_vdb.collection import FULL, plan_resolutions
 from smec_vdb.errors import ConfigError, MigrationError, UnsupportedSourceError
-from smec_vdb.migrate.options import MigrationEvent, MigrationOptions, ProgressCallback
+from smec_vdb.migrate.options import MigrationEvent, MigrationOptions, ProgressCallback, StopCheck
 
 if TYPE_CHECKING:  # torch is imported only when a compressor is loaded (keeps `smec-vdb --help` fast)
     from smec_vdb.compress.base import Compressor
@@ -279,7 +279,7 @@ def reused_compressor(opts: MigrationOptions, recorded_path: str | None) -> tupl
 
 
 def train_compressor(sample: np.ndarray, dims: Sequence[int], opts: MigrationOptions,
-                     progress: ProgressCallback | None) -> Compressor:
+                     progress: ProgressCallback | None, should_stop: StopCheck | None = None) -> Compressor:
     if len(sample) < 2:
         raise MigrationError(f"source {opts.source!r} has fewer than 2 usable vectors to train on")
     from smec_vdb.train import train
@@ -292,7 +292,7 @@ def train_compressor(sample: np.ndarray, dims: Sequence[int], opts: MigrationOpt
             progress(MigrationEvent("train", int(getattr(ev, "epoch", 0)), getattr(ev, "max_epochs", None),
                                     f"stage {getattr(ev, 'stage_dim', '?')}-d"))
 
-    return train(sample, list(dims), method="smec", config=config, progress=on_event)
+    return train(sample, list(dims), method="smec", config=config, progress=on_event, should_stop=should_stop)
 
 
 @dataclass
@@ -321,14 +321,15 @@ def make_plan(source: Backend, target: Backend, info: SourceInfo, opts: Migratio
     return Plan(info, found, schema, resolutions, reused)
 
 
-def obtain_compressor(plan: Plan, opts: MigrationOptions, progress: ProgressCallback | None) -> Compressor:
+def obtain_compressor(plan: Plan, opts: MigrationOptions, progress: ProgressCallback | None,
+                      should_stop: StopCheck | None = None) -> Compressor:
     """The reused compressor, or one trained on the survey's sample; refused if it does not fit the source
     or encodes degenerately."""
     info = plan.info
     if plan.reused is not None:
         comp = plan.reused[0]
     else:
-        comp = train_compressor(plan.found.sample, schedule(opts, info.width) or (), opts, progress)
+        comp = train_compressor(plan.found.sample, schedule(opts, info.width) or (), opts, progress, should_stop)
     if comp.input_dim != info.width:
         raise ConfigError(f"compressor takes {comp.input_dim}-d vectors but source vector "
                           f"{info.vector or '(unnamed)'!r} is {info.width}-d")

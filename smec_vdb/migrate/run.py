@@ -112,6 +112,7 @@ def migrate(
     info = inspect_source(source, opts.source, opts.vector)
     if info.count == 0:
         raise MigrationError(f"source {opts.source!r} is empty: nothing to migrate")
+    opts.check_width(info.width)
     check_engine_support(target.target, opts.layout, opts.index.kind)  # before training or writing
     plan = opts.plan_id(info.vector)
     name = opts.target_name
@@ -128,7 +129,7 @@ def migrate(
     if drop_first:
         target.drop(name)
     t0 = time.perf_counter()
-    comp = obtain_compressor(planned, opts, progress)
+    comp = obtain_compressor(planned, opts, progress, should_stop)  # a stop here leaves nothing written
     if planned.reused is not None:
         comp_path = planned.reused[1]
     else:

@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from smec_vdb.backend import CollectionSchema, Point, Resolution
-from smec_vdb.errors import SingleWriterError
+from smec_vdb.errors import ConfigError, SingleWriterError
 from smec_vdb.migrate.distributed import Connection, check_distributable, plan_ranges
 from smec_vdb.migrate.plan import SourceInfo
 
@@ -52,9 +52,11 @@ def test_ranges_cover_the_source_once_in_whole_batches(n: int, ranges: int, batc
 
 def test_embedded_connections_are_refused_without_opening_them(tmp_path) -> None:
     for connection in (Connection("qdrant-edge", path=str(tmp_path / "e")), Connection("qdrant", path=str(tmp_path / "q")),
-                       Connection("milvus", path=str(tmp_path / "m.db")), Connection("milvus", url=str(tmp_path / "x.db"))):
+                       Connection("milvus", path=str(tmp_path / "m.db")), Connection.parse(f"milvus:///{tmp_path}/x.db")):
         with pytest.raises(SingleWriterError, match="embedded engine that allows one writer process"):
             check_distributable(connection, "target")
+    with pytest.raises(ConfigError, match="server url starts with http:// or https:// or tcp://"):
+        Connection("milvus", url=str(tmp_path / "x.db"))  # a Lite file given as a url is refused, not guessed
     check_distributable(Connection("milvus", url="http://h:19530"), "source")
     check_distributable(Connection("qdrant", url="http://h:6333"), "source")
     assert list(tmp_path.iterdir()) == []
@@ -64,7 +66,7 @@ def test_secrets_stay_out_of_repr(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MILVUS_TOKEN", "s3cret")
     monkeypatch.setenv("MILVUS_URI", "http://h:19530")
     connection = Connection.resolve("milvus")
-    assert connection.token == "s3cret" and connection.url == "http://h:19530"  # workers elsewhere lack the env
+    assert connection.credential == "s3cret" and connection.url == "http://h:19530"  # workers elsewhere lack the env
     assert "s3cret" not in repr(connection)
 
 
