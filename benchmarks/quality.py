@@ -15,11 +15,16 @@ Sections (all nDCG@10 of exact cosine search on the BEIR test split unless named
   stage's weights, MRL (all stages jointly) vs SMRL, SciFact, same epochs for both.
 * ``memory``   — paper Table 3: S-XBM memory size (0 = in-batch neighbours … 20,000) vs held-out
   neighbour recall@10 of a 384→64 stage on the 63,678 debian-package vectors.
+* ``schedule`` — issue 24: the schedule ``migrate --dim`` trains (§3.2: each stage trained, then
+  frozen), today's :func:`~smec_vdb.migrate.plan.choose_schedule` against the halving one it
+  replaced, trained as migrate does (:func:`smec_vdb.migrate.plan.train_compressor`, unsupervised,
+  the whole corpus as the sample), nDCG@10 at the stored dim; ``--seeds`` seeds.
 
     .venv/bin/python benchmarks/quality.py                 # TrainConfig defaults; 1 seed in the main table
     .venv/bin/python benchmarks/quality.py --full          # 3 seeds in the main table too
     .venv/bin/python benchmarks/quality.py --sections main --model all-mpnet-base-v2 --out benchmarks/results/mpnet
     .venv/bin/python benchmarks/quality.py --sections ads  # one section
+    .venv/bin/python benchmarks/quality.py --sections schedule --out benchmarks/results/schedule
 
 Writes quality.md / quality.json / quality_<section>.png under --out (benchmarks/results).
 """
@@ -59,6 +64,7 @@ ABLATION = [
     ("SMEC (all three)", {"use_smrl": True, "use_ads": True, "use_xbm": True}),
     ("SMEC default (SMRL + S-XBM, ADS off)", {"use_smrl": True, "use_ads": False, "use_xbm": True}),
 ]
+SCHEDULE_CASES = (("all-mpnet-base-v2", (128, 64)), (MINILM, (64,)))
 MEMORY_SIZES = (0, 1000, 5000, 20000)
 MEMORY_EPOCHS = 3  # 63,678 rows: ~250 steps an epoch
 GRADVAR_EPOCHS = 10
@@ -106,6 +112,38 @@ def ablation_section(config: TrainConfig, seeds: list[int]) -> list[ResultRow]:
     for label, options in ABLATION:
         log(f"ablation {label}")
         rows += run_method(ds, MethodSpec(label, "smec", False, options), DIMS, seeds, config, rerank_candidates=None)
+    return rows
+
+
+def halving_schedule(width: int, dim: int) -> tuple[int, ...]:
+    """The schedule ``migrate --dim`` trained before issue 24: halve from the width while above ``dim``."""
+    dims, d = [], width // 2
+    while d > dim:
+        dims.append(d)
+        d //= 2
+    return (*dims, dim)
+
+
+def schedule_section(seeds: list[int], dataset: str) -> list[ResultRow]:
+    from smec_vdb.migrate.options import MigrationOptions
+    from smec_vdb.migrate.plan import choose_schedule, train_compressor
+
+    rows = []
+    for model, targets in SCHEDULE_CASES:
+        ds = load_beir(dataset, model)
+        corpus = np.array(ds.corpus, dtype=np.float32)
+        for label, rule in (("halving (before)", halving_schedule), ("choose_schedule", choose_schedule)):
+            for dim in targets:
+                dims = rule(ds.dim, dim)
+                row = ResultRow(ds.name, ds.model, label, dim, {"ndcg@10": []}, [], "schedules: ")
+                for seed in seeds:
+                    log(f"schedule {dataset} {model} {label} {dims} seed {seed}")
+                    started = time.perf_counter()
+                    comp = train_compressor(corpus, dims, MigrationOptions(source=dataset, dims=dims, seed=seed), None)
+                    row.train_seconds.append(time.perf_counter() - started)
+                    row.metrics["ndcg@10"].append(score_dims(ds, comp.encode, [dim], rerank_candidates=None)[dim]["ndcg@10"])
+                row.note = f"{ds.dim}→{'→'.join(map(str, dims))}"
+                rows.append(row)
     return rows
 
 
@@ -234,6 +272,7 @@ SECTION_TITLES = {
     "ads": "## ADS achievement rate (paper Table 2), SciFact MiniLM raw dims",
     "gradvar": "## Gradient variance, MRL vs SMRL (paper Figs. 6–7), SciFact unsupervised",
     "memory": "## S-XBM memory size (paper Table 3), debian-packages 63,678 × 384, stage 384→64, 3 epochs",
+    "schedule": "## migrate's schedule (issue 24): halving vs choose_schedule, unsupervised, nDCG@10 at the stored dim",
 }
 
 
@@ -252,6 +291,8 @@ def run_section(task: tuple[str, str | None], config: TrainConfig, seeds: list[i
         rows = main_section(config, seeds, meta, [dataset], model, methods)
     elif name == "ablation":
         rows = ablation_section(config, seeds)
+    elif name == "schedule":
+        rows = schedule_section(seeds, dataset)
     elif name == "ads":
         text = ads_section(config, meta)
     elif name == "gradvar":
@@ -280,7 +321,8 @@ def main() -> None:
     config = TrainConfig(device="cpu") if args.epochs is None else TrainConfig(epochs=args.epochs, device="cpu")
     seeds = list(range(args.seeds))
     sections = args.sections.split(",")
-    tasks = [(s, d) for s in sections for d in (tuple(args.datasets.split(",")) if s == "main" else (None,))]
+    per_dataset = ("main", "schedule")
+    tasks = [(s, d) for s in sections for d in (tuple(args.datasets.split(",")) if s in per_dataset else (None,))]
     tasks.sort(key=lambda t: LONGEST_FIRST.index(t) if t in LONGEST_FIRST else 0)  # longest first
     started = time.perf_counter()
     meta: dict = {"command": " ".join(["python", *sys.argv]), "machine": platform.machine(), "cpus": os.cpu_count(),
