@@ -35,6 +35,7 @@ Example::
 from __future__ import annotations
 
 import math
+import os
 from typing import Any, Mapping, Sequence
 
 import numpy as np
@@ -43,22 +44,45 @@ from smec_vdb.adapters.milvus_connection import DEFAULT_MAX_VECTOR_FIELDS, Milvu
 from smec_vdb.adapters.milvus_consistency import Reads
 from smec_vdb.adapters.milvus_filters import filter_expression, in_ids, literal
 from smec_vdb.adapters.milvus_metadata import META_SUFFIX, MetadataStore, is_companion
+from smec_vdb.adapters.milvus_columns import row_of
 from smec_vdb.adapters.milvus_schema import (
+    DEFAULT_PARTITION,
     ID_FIELD,
     METRICS,
     PAYLOAD_FIELD,
+    SERVER_JSON_BYTES,
     CollectionFields,
     build_fields,
     check_holdable,
     check_id_range,
     create_all_or_nothing,
+    indexed_columns,
     read_fields,
 )
 from smec_vdb.adapters.milvus_version import MilvusCapabilities
 from smec_vdb.adapters.rerank import Candidates, rescore
-from smec_vdb.adapters.validation import check_batch, check_filter, check_id, check_limit, check_query, check_stages
-from smec_vdb.backend import ClosingContext, Batch, CollectionSchema, Distance, Filter, Hit, Point, PointId, SearchStage
-from smec_vdb.errors import CollectionExistsError, CollectionNotFoundError, ConfigError, DataError
+from smec_vdb.adapters.validation import (
+    CheckedBatch,
+    check_batch,
+    check_filter,
+    check_id,
+    check_limit,
+    check_query,
+    check_stages,
+)
+from smec_vdb.backend import (
+    Batch,
+    ClosingContext,
+    CollectionSchema,
+    Distance,
+    Filter,
+    Hit,
+    PayloadLimits,
+    Point,
+    PointId,
+    SearchStage,
+)
+from smec_vdb.errors import CollectionExistsError, CollectionNotFoundError, ConfigError, DataError, public_url
 from smec_vdb.filters import matches
 from smec_vdb.layout import check_engine_support
 
@@ -83,6 +107,7 @@ class MilvusBackend(ClosingContext):
         self.uri = location(uri, url, path)
         self._conn = MilvusConnection(self.uri, token, max_vector_fields=max_vector_fields, timeout=timeout)
         self.target = self._conn.target
+        self.location = os.path.abspath(self.uri.rstrip("/")) if self.target == "milvus-lite" else public_url(self.uri)
         self.capabilities: MilvusCapabilities = self._conn.capabilities
         #: vector fields one collection may have: the server's proxy.maxVectorFieldNum, 1 before Milvus 2.4
         self.max_vector_fields = self._conn.max_vector_fields
@@ -108,14 +133,57 @@ class MilvusBackend(ClosingContext):
         if self.exists(collection):
             raise CollectionExistsError(f"{self.target}: collection {collection!r} exists already")
         fields, index_params, properties = build_fields(schema, self._conn)
-        create_all_or_nothing(self._conn, self._reads, collection, fields, index_params, properties)
-        self._fields[collection] = CollectionFields(schema, typed_columns=self.capabilities.nullable_columns)
+        create_all_or_nothing(self._conn, self._reads, collection, fields, index_params, properties, schema.partitions)
+        self._fields[collection] = CollectionFields(
+            schema, pk=schema.primary.name if schema.primary is not None else ID_FIELD,
+            columned=schema.primary is not None, typed_columns=self.capabilities.nullable_columns)
 
     def check_schema(self, schema: CollectionSchema) -> None:
         self._check_holdable("", schema)
 
     def check_points(self, schema: CollectionSchema, batch: Batch) -> None:
-        check_id_range(schema, check_batch(schema, batch).ids)
+        self._checked(schema, batch)
+
+    def _checked(self, schema: CollectionSchema, batch: Batch) -> CheckedBatch:
+        """The validated batch, or what Milvus would refuse: an id beyond 64 bits, a point lacking a vector
+        field, a payload over the server's JSON limit."""
+        checked = check_batch(schema, batch)
+        check_id_range(schema, checked.ids)
+        for name, flags in checked.absent.items():
+            raise DataError(f"point {checked.ids[flags.index(True)]!r} has no {name!r} vector: Milvus stores every "
+                            "vector field on every row")
+        named = set(schema.partitions)
+        stray = next((p for p in checked.partitions or () if p is not None and p not in named), None)
+        if stray is not None:
+            raise DataError(f"partition {stray!r} is not one of the collection's {sorted(named)}")
+        if schema.primary is not None:  # typed columns: each value must fit its column
+            for point_id, payload in zip(checked.ids, checked.payloads):
+                row_of(point_id, payload, schema.columns, schema.dynamic_field)
+        limits = self.payload_limits(schema)
+        for point_id, payload in zip(checked.ids, checked.payloads):
+            if (problem := limits.problem(payload)) is not None:
+                raise DataError(f"payload of id {point_id!r}: {problem}; {self.target} cannot store it")
+        return checked
+
+    def payload_limits(self, schema: CollectionSchema) -> PayloadLimits:
+        """A server: the payload is one JSON field of at most 65,536 bytes; Milvus Lite: no limit of its own."""
+        return PayloadLimits() if self.capabilities.release is None else PayloadLimits(max_json_bytes=SERVER_JSON_BYTES)
+
+    def mapping_notes(self, schema: CollectionSchema) -> dict[str, str]:
+        if schema.primary is not None:  # the source's own layout: key, columns, dynamic field, partitions
+            return {"sharding": "not kept: the target's default shards"} if schema.sharding else {}
+        notes = {"payload": f"one JSON field {PAYLOAD_FIELD!r} holds every payload key"}
+        columns = indexed_columns(schema.payload_indexes) if self.capabilities.nullable_columns else {}
+        others = sorted(k for k in schema.payload_indexes if k not in columns)
+        if others:
+            reason = ("no typed columns before Milvus 2.5 (no nullable fields)" if not self.capabilities.nullable_columns
+                      else "no typed column for these types or keys")
+            notes["payload_indexes"] = f"{others} recorded, not built: {reason}; filters read the JSON payload"
+        if schema.sharding:
+            notes["sharding"] = "not kept: the target's default shards"
+        if schema.partitions:
+            notes["partitions"] = "not kept: every point in the default partition"
+        return notes
 
     def schema(self, collection: str) -> CollectionSchema:
         return self._fields_of(collection).schema
@@ -143,13 +211,21 @@ class MilvusBackend(ClosingContext):
     def upsert(self, collection: str, batch: Batch) -> None:
         fields = self._fields_of(collection)
         fields.writable(self.target, collection)
-        checked = check_batch(fields.schema, batch)
-        check_id_range(fields.schema, checked.ids)
+        checked = self._checked(fields.schema, batch)
         row_bytes = 4 * sum(r.dim for r in fields.schema.resolutions)
         step = max(1, REQUEST_BYTES // row_bytes)
         with self._conn.errors(f"upsert into {collection!r}", collection):
             for start in range(0, len(checked.ids), step):
-                self._client.upsert(collection, fields.rows(checked, start, min(start + step, len(checked.ids))))
+                rows = fields.rows(checked, start, min(start + step, len(checked.ids)))
+                if not fields.partitioned:
+                    self._client.upsert(collection, rows)
+                    continue
+                # upsert into a partition deletes the key from every other one first (measured): a point
+                # that moved between partitions in the source moves in the target too
+                where = (checked.partitions or [None] * len(checked.ids))[start:start + len(rows)]
+                for partition in dict.fromkeys(where):
+                    self._client.upsert(collection, [r for r, p in zip(rows, where) if p == partition],
+                                        partition_name=partition or DEFAULT_PARTITION)
         self._reads.written(collection)
 
     def delete(self, collection: str, ids: Sequence[PointId]) -> None:
@@ -158,7 +234,7 @@ class MilvusBackend(ClosingContext):
         wanted = list(dict.fromkeys(check_id(fields.schema, i) for i in ids))
         with self._conn.errors(f"delete points of {collection!r}", collection):
             for start in range(0, len(wanted), MAX_QUERY_WINDOW):
-                self._client.delete(collection, filter=in_ids(ID_FIELD, wanted[start : start + MAX_QUERY_WINDOW]))
+                self._client.delete(collection, filter=in_ids(fields.pk, wanted[start : start + MAX_QUERY_WINDOW]))
         self._reads.written(collection)
 
     def scroll(
@@ -187,8 +263,22 @@ class MilvusBackend(ClosingContext):
                                       limit=limit, iterator="True",
                                       guarantee_timestamp=self._reads.session_timestamp(collection))
         points = sorted((fields.point(row, names) for row in rows), key=lambda p: p.id)
+        self._place(collection, fields, points)
         next_cursor = points[-1].id if len(points) == limit else None
         return points, next_cursor
+
+    def _place(self, collection: str, fields: CollectionFields, points: list[Point]) -> None:
+        """Set each point's partition: one id query per named partition (a row does not say its partition)."""
+        if not fields.partitioned or not points:
+            return
+        by_id = {p.id: p for p in points}
+        with self._conn.errors(f"read the partitions of {collection!r}", collection):
+            for partition in fields.schema.partitions:
+                for start in range(0, len(points), MAX_QUERY_WINDOW):
+                    ids = [p.id for p in points[start:start + MAX_QUERY_WINDOW]]
+                    for row in self._client.query(collection, filter=in_ids(fields.pk, ids), output_fields=[fields.pk],
+                                                  partition_names=[partition], consistency_level=self._reads.read_level):
+                        by_id[row[fields.pk]].partition = partition
 
     def retrieve(
         self, collection: str, ids: Sequence[PointId], *, with_vectors: bool | Sequence[str] = True
@@ -207,6 +297,7 @@ class MilvusBackend(ClosingContext):
                                               output_fields=output, consistency_level=self._reads.read_level):
                     point = fields.point(row, names)
                     found[point.id] = point
+        self._place(collection, fields, list(found.values()))
         return [found[i] for i in wanted if i in found]
 
     # -- search ------------------------------------------------------------------------------
@@ -219,8 +310,8 @@ class MilvusBackend(ClosingContext):
         rows = self._search_rows(collection, fields, name, query, check_limit(limit), filter, with_payload, [])
         distance = fields.schema.distance
         return [
-            Hit(id=row["id"], score=_score(distance, row["distance"]),
-                payload=(row["entity"].get(PAYLOAD_FIELD) or {}) if with_payload else None)
+            Hit(id=row[fields.pk], score=_score(distance, row["distance"]),
+                payload=fields.payload(row["entity"]) if with_payload else None)
             for row in rows
         ]
 
@@ -243,12 +334,12 @@ class MilvusBackend(ClosingContext):
         if not rows:
             return []
         candidates = Candidates(
-            ids=[row["id"] for row in rows],
+            ids=[row[fields.pk] for row in rows],
             vectors={
                 n: np.asarray([row["entity"][n] for row in rows], dtype=np.float32).reshape(len(rows), -1)
                 for n in names
             },
-            payloads=[row["entity"].get(PAYLOAD_FIELD) or {} for row in rows] if with_payload else None,
+            payloads=[fields.payload(row["entity"]) for row in rows] if with_payload else None,
         )
         return rescore(candidates, later, fields.schema.distance)
 
@@ -261,12 +352,12 @@ class MilvusBackend(ClosingContext):
         if limit > MAX_QUERY_WINDOW:
             raise ConfigError(f"Milvus returns at most {MAX_QUERY_WINDOW} hits per search, asked for {limit}")
         condition = check_filter(filter)
-        expression = filter_expression(condition)
+        expression = filter_expression(condition, fields.schema if fields.in_columns else None)
         params: dict[str, Any] = {"metric_type": METRICS[fields.schema.distance]}
         if fields.schema.index.kind == "hnsw":
             params["params"] = {"ef": max(fields.schema.index.ef_search, limit)}
         # Naming only the primary key keeps Milvus Lite from returning every field (it does for []).
-        output = [PAYLOAD_FIELD] if with_payload or condition is not None else [ID_FIELD]
+        output = fields.payload_fields if with_payload or condition is not None else [fields.pk]
         output += vector_names
         self._reads.ready(collection)
         window = limit
@@ -277,7 +368,7 @@ class MilvusBackend(ClosingContext):
                     output_fields=output, search_params=params, consistency_level=self._reads.read_level,
                 )
             rows = list(result[0]) if result else []
-            kept = rows if condition is None else [r for r in rows if matches(condition, r["entity"].get(PAYLOAD_FIELD))]
+            kept = rows if condition is None else [r for r in rows if matches(condition, fields.payload(r["entity"]))]
             if len(kept) >= limit or len(rows) < window or window >= MAX_QUERY_WINDOW:
                 return kept[:limit]
             window = min(4 * window, MAX_QUERY_WINDOW)

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from smec_vdb.adapters.server_version import leading_version
 
 MULTI_VECTOR_SINCE = (2, 4)
+INVERTED_SINCE = (2, 4)
 NULLABLE_SINCE = (2, 5)
 
 
@@ -43,6 +44,11 @@ class MilvusCapabilities:
     def nullable_columns(self) -> bool:
         """Nullable scalar fields with an INVERTED index (Milvus >= 2.5): typed payload columns."""
         return self.release is None or self.release[:2] >= NULLABLE_SINCE
+
+    @property
+    def inverted_index(self) -> bool:
+        """The INVERTED (and BITMAP) scalar index (Milvus >= 2.4; 2.3.5 has Trie and STL_SORT only)."""
+        return self.release is None or self.release[:2] >= INVERTED_SINCE
 
     def describe(self) -> str:
         return f"Milvus {self.version}" if self.release is not None else f"Milvus Lite ({self.version})"

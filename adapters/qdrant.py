@@ -25,6 +25,7 @@ Example::
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Any, Sequence, cast
 
 import numpy as np
@@ -32,7 +33,9 @@ from packaging.version import Version
 
 from smec_vdb.adapters import rerank
 from smec_vdb.adapters.errors import engine_errors
-from smec_vdb.backend import UNNAMED, ClosingContext, Batch, CollectionSchema, Filter, Hit, Point, PointId, Resolution, SearchStage
+from smec_vdb.backend import (
+    UNNAMED, Batch, ClosingContext, CollectionSchema, Filter, Hit, PayloadLimits, Point, PointId, Resolution, SearchStage,
+)
 from smec_vdb.adapters.qdrant_common import (
     SMEC_ID_KEY,
     build_filter,
@@ -41,13 +44,16 @@ from smec_vdb.adapters.qdrant_common import (
     cursor_id,
     decode_id,
     encode_id,
+    held,
+    mapping_notes,
+    point_vectors,
     public_payload,
     schema_from_json,
     schema_to_json,
     split_vectors,
     stored_payload,
 )
-from smec_vdb.adapters.qdrant_layout import client_vector_params, quantization_search
+from smec_vdb.adapters.qdrant_layout import check_storage, client_vector_params, quantization_search
 from smec_vdb.adapters.server_version import leading_version
 from smec_vdb.adapters.qdrant_requests import (
     DEFAULT_REQUEST_BUDGET,
@@ -58,7 +64,7 @@ from smec_vdb.adapters.qdrant_requests import (
     rest_shape,
 )
 from smec_vdb.adapters.validation import (
-    check_batch,
+    CheckedBatch,
     check_filter,
     check_id,
     check_limit,
@@ -67,7 +73,7 @@ from smec_vdb.adapters.validation import (
     check_stages,
 )
 from smec_vdb.layout import placements
-from smec_vdb.errors import CollectionExistsError, CollectionNotFoundError, ConfigError, ServerVersionError
+from smec_vdb.errors import CollectionExistsError, CollectionNotFoundError, ConfigError, ServerVersionError, public_url
 
 SCHEMA_KEY = "_smec_schema"
 #: seconds per request on a server (qdrant-client would otherwise use httpx's 5 s)
@@ -77,7 +83,14 @@ MIN_SERVER_VERSION = Version("1.16")
 #: KB of vectors in a segment above which a server builds its HNSW graphs (server default 10,000)
 INDEXING_THRESHOLD_KB = 1
 _DISTANCES = {"cosine": "Cosine", "dot": "Dot", "euclid": "Euclid", "manhattan": "Manhattan"}
-_PAYLOAD_TYPES = {"keyword": "keyword", "integer": "integer", "float": "float", "bool": "bool"}
+#: collection settings a server shards and replicates by, carried from a source server to a target server
+SHARDING = ("shard_number", "replication_factor", "write_consistency_factor")
+#: a server parses REST bodies with serde_json, whose recursion limit is 128 (read, not run here)
+SERVER_PAYLOAD_LIMITS = PayloadLimits(max_depth=128)
+#: the longest JSON a float32 component takes (e.g. ``-1.2345678901234567e-05,``)
+MAX_FLOAT_JSON_BYTES = 25
+#: a collection name as long as Qdrant allows: a request's size is measured with it (an upper bound)
+_LONGEST_NAME = "c" * 255
 
 
 class QdrantBackend(ClosingContext):
@@ -105,10 +118,13 @@ class QdrantBackend(ClosingContext):
         self._models = models
         self.local = url is None
         self.target = "qdrant-local" if self.local else "qdrant-server"
+        self.location = public_url(url) if url is not None else path if path == ":memory:" else str(Path(cast(str, path)).resolve())
         self._engine = f"qdrant ({url or path})"
         self._schemas: dict[str, CollectionSchema] = {}
         self._grpc = prefer_grpc
         self._budget = check_budget(request_budget)
+        #: what upsert checks of each payload itself (a server's request size is measured exactly when sending)
+        self._limits = PayloadLimits() if url is None else SERVER_PAYLOAD_LIMITS
         #: the server's version; None in local mode
         self.server_version: Version | None = None
         with engine_errors(self._engine):
@@ -155,7 +171,7 @@ class QdrantBackend(ClosingContext):
         check_creatable(schema, self._engine)
         placed = placements(schema)  # layout: on_disk / m=0 / quantization per resolution
         vectors = {
-            r.name: client_vector_params(m, r.dim, m.Distance(_DISTANCES[schema.distance_of(r.name)]), placed[r.name])
+            r.name: client_vector_params(m, r, m.Distance(_DISTANCES[schema.distance_of(r.name)]), placed[r.name])
             for r in schema.resolutions
         }
         sparse = {name: m.SparseVectorParams() for name in schema.sparse} or None
@@ -169,17 +185,38 @@ class QdrantBackend(ClosingContext):
                 collection, vectors_config=vectors, sparse_vectors_config=sparse,
                 hnsw_config=None if self.local else hnsw_config, optimizers_config=optimizers,
                 metadata={SCHEMA_KEY: schema_to_json(schema)},
+                **({} if self.local else self._sharding(schema)),
             )
             if not self.local:  # local mode accepts payload indexes but ignores them (and warns)
                 for field_name, kind in schema.payload_indexes.items():
-                    self._client.create_payload_index(collection, field_name, m.PayloadSchemaType(_PAYLOAD_TYPES[kind]))
-        self._schemas[collection] = schema
+                    self._client.create_payload_index(collection, field_name, m.PayloadSchemaType(kind))
+        self._schemas[collection] = held(schema)
+
+    @staticmethod
+    def _sharding(schema: CollectionSchema) -> dict[str, Any]:
+        """``create_collection`` keywords for the schema's shard number, replication and write consistency."""
+        return {key: int(value) for key, value in schema.sharding.items() if key in SHARDING}
 
     def check_schema(self, schema: CollectionSchema) -> None:
         check_creatable(schema, self._engine)
+        for r in schema.resolutions:
+            check_storage(r, self._engine)
 
     def check_points(self, schema: CollectionSchema, batch: Batch) -> None:
-        check_points(schema, batch)
+        checked = check_points(schema, batch, self._limits)
+        self._requests(_LONGEST_NAME, checked.ids, self._point_structs(checked))  # a point over the request budget
+
+    def payload_limits(self, schema: CollectionSchema) -> PayloadLimits:
+        """Local mode: none of its own. A server: serde_json's nesting limit, and the request budget less
+        a point's vectors at their longest JSON (upsert measures each point exactly)."""
+        if self.local:
+            return self._limits
+        vector_bytes = sum(r.dim * MAX_FLOAT_JSON_BYTES for r in schema.resolutions) + len(schema.sparse) * 64
+        return PayloadLimits(max_depth=SERVER_PAYLOAD_LIMITS.max_depth,
+                             max_json_bytes=max(0, self._budget - vector_bytes - 1024))
+
+    def mapping_notes(self, schema: CollectionSchema) -> dict[str, str]:
+        return mapping_notes(schema, self.target, payload_indexes=not self.local, sharding=not self.local)
 
     def schema(self, collection: str) -> CollectionSchema:
         if collection not in self._schemas:
@@ -188,11 +225,12 @@ class QdrantBackend(ClosingContext):
 
     def _read_schema(self, collection: str) -> CollectionSchema:
         with engine_errors(self._engine, collection):
-            config = self._client.get_collection(collection).config
+            info = self._client.get_collection(collection)
+        config = info.config
         stored = (config.metadata or {}).get(SCHEMA_KEY)
         if stored is not None:
             return schema_from_json(stored)
-        return foreign_schema(collection, config.params)
+        return foreign_schema(collection, info)
 
     def drop(self, collection: str) -> None:
         self._schemas.pop(collection, None)
@@ -206,20 +244,20 @@ class QdrantBackend(ClosingContext):
 
     # -- points -----------------------------------------------------------------------
     def upsert(self, collection: str, batch: Batch) -> None:
-        checked = check_batch(self.schema(collection), batch)
-        rows = {name: matrix.tolist() for name, matrix in checked.vectors.items()}
-        points = []
-        for row, point_id in enumerate(checked.ids):
-            qid, original = encode_id(point_id)
-            vector: dict[str, Any] = {name: values[row] for name, values in rows.items()}
-            for name, entries in checked.sparse.items():
-                if (entry := entries[row]) is not None:
-                    vector[name] = self._models.SparseVector(indices=list(entry.indices), values=list(entry.values))
-            payload = stored_payload(checked.payloads[row], point_id, original)
-            points.append(self._models.PointStruct(id=qid, vector=vector, payload=payload))
+        checked = check_points(self.schema(collection), batch, self._limits)
+        points = self._point_structs(checked)
         for chunk in self._requests(collection, checked.ids, points):
             with engine_errors(self._engine, collection):
                 self._client.upsert(collection, points[chunk.start : chunk.stop], wait=True)
+
+    def _point_structs(self, checked: CheckedBatch) -> list[Any]:
+        points = []
+        for row, point_id in enumerate(checked.ids):
+            qid, original = encode_id(point_id)
+            vector = point_vectors(checked, row, self._models.SparseVector)
+            payload = stored_payload(checked.payloads[row], point_id, original)
+            points.append(self._models.PointStruct(id=qid, vector=vector, payload=payload))
+        return points
 
     def _requests(self, collection: str, ids: Sequence[PointId], points: list[Any]) -> list[range]:
         """Index ranges of ``points``, one upsert request each (sized by bytes on a server).
@@ -410,19 +448,28 @@ def parse_version(reported: str, engine: str) -> Version:
     return version
 
 
-def foreign_schema(collection: str, params: Any) -> CollectionSchema:
-    """The schema of a collection smec-vdb did not create (e.g. qdrant-client's quickstart): its dense
-    vectors widest first (the unnamed one as :data:`UNNAMED`), each with its distance, its sparse
-    vectors, and ``id_type`` "any" (Qdrant allows integer and UUID ids side by side)."""
+def foreign_schema(collection: str, info: Any) -> CollectionSchema:
+    """The schema of a collection smec-vdb did not create (e.g. qdrant-client's quickstart), from its
+    ``get_collection`` info: its dense vectors widest first (the unnamed one as :data:`UNNAMED`), each with
+    its distance, datatype and multivector config; its sparse vectors; its payload indexes with their
+    types (``payload_schema``; a server reports them, local mode never does); its sharding; and
+    ``id_type`` "any" (Qdrant allows integer and UUID ids side by side)."""
+    params = info.config.params
     vectors = params.vectors
     if vectors is None:
         vectors = {}
     elif not isinstance(vectors, dict):
         vectors = {UNNAMED: vectors}
     resolutions = sorted(
-        (Resolution(name, p.size, p.distance.value.lower()) for name, p in vectors.items()), key=lambda r: -r.dim
+        (Resolution(name, p.size, p.distance.value.lower(), datatype=p.datatype.value if p.datatype else "float32",
+                    multivector=p.multivector_config is not None)
+         for name, p in vectors.items()), key=lambda r: -r.dim
     )
     if not resolutions:
         raise ConfigError(f"collection {collection!r} has no dense vector to compress (only sparse ones)")
+    sharding = {key: value for key in SHARDING if (value := getattr(params, key, None)) is not None}
+    payload_indexes = {key: str(getattr(index.data_type, "value", index.data_type))
+                       for key, index in sorted((info.payload_schema or {}).items())}
     return CollectionSchema(resolutions=tuple(resolutions), distance=resolutions[0].distance or "cosine",
-                            id_type="any", sparse=tuple(sorted((params.sparse_vectors or {}).keys())))
+                            id_type="any", sparse=tuple(sorted((params.sparse_vectors or {}).keys())),
+                            payload_indexes=payload_indexes, sharding=sharding)  # type: ignore[arg-type]

@@ -36,7 +36,7 @@ import numpy as np
 from filelock import FileLock
 
 from smec_vdb.adapters.errors import engine_errors
-from smec_vdb.backend import ClosingContext, Batch, CollectionSchema, Filter, Hit, Point, PointId, SearchStage
+from smec_vdb.backend import Batch, ClosingContext, CollectionSchema, Filter, Hit, PayloadLimits, Point, PointId, SearchStage
 from smec_vdb.adapters.qdrant_common import (
     SMEC_ID_KEY,
     build_filter,
@@ -45,15 +45,17 @@ from smec_vdb.adapters.qdrant_common import (
     cursor_id,
     decode_id,
     encode_id,
+    held,
+    mapping_notes,
+    point_vectors,
     public_payload,
     schema_from_json,
     schema_to_json,
     split_vectors,
     stored_payload,
 )
-from smec_vdb.adapters.qdrant_layout import edge_vector_params, quantization_search
+from smec_vdb.adapters.qdrant_layout import check_storage, edge_vector_params, quantization_search
 from smec_vdb.adapters.validation import (
-    check_batch,
     check_filter,
     check_id,
     check_limit,
@@ -69,7 +71,11 @@ UPSERT_CHUNK = 1024
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
 _SCHEMA_FILE, _METADATA_FILE, _SHARD_DIR, _ALIASES_FILE = "schema.json", "metadata.json", "shard", "aliases.json"
 _MARKER_FILE, _ALIASES_LOCK = ".smec-collection", "aliases.lock"
-_PAYLOAD_TYPES = {"keyword": "Keyword", "integer": "Integer", "float": "Float", "bool": "Bool"}
+_PAYLOAD_TYPES = {"keyword": "Keyword", "integer": "Integer", "float": "Float", "bool": "Bool", "text": "Text",
+                  "datetime": "Datetime", "uuid": "Uuid", "geo": "Geo"}
+#: Edge's payload decoder stops at a recursion limit of 128 nested objects/arrays, the payload included
+#: (measured: 127 levels under a key store, 128 fail "recursion limit exceed")
+PAYLOAD_LIMITS = PayloadLimits(max_depth=128)
 
 
 def _check_name(name: str, what: str = "collection") -> str:
@@ -119,6 +125,7 @@ class QdrantEdgeBackend(ClosingContext):
 
         self._edge = qdrant_edge
         self.store = Path(path)
+        self.location = str(self.store.resolve())
         self._engine = f"qdrant-edge ({self.store})"
         self._shards: dict[str, Any] = {}
         self._schemas: dict[str, CollectionSchema] = {}
@@ -192,7 +199,7 @@ class QdrantEdgeBackend(ClosingContext):
             hnsw = e.HnswIndexConfig(m=schema.index.m, ef_construct=schema.index.ef_construct, full_scan_threshold=10_000)
         placed = placements(schema)  # layout: graph / memory tier / quantization per resolution
         config = e.EdgeConfig(
-            vectors={r.name: edge_vector_params(e, r.dim, distances[schema.distance_of(r.name)], placed[r.name], schema.index)
+            vectors={r.name: edge_vector_params(e, r, distances[schema.distance_of(r.name)], placed[r.name], schema.index)
                      for r in schema.resolutions},
             sparse_vectors={name: e.EdgeSparseVectorParams() for name in schema.sparse} or None,
             hnsw_config=hnsw,
@@ -209,13 +216,21 @@ class QdrantEdgeBackend(ClosingContext):
             shutil.rmtree(directory, ignore_errors=True)
             raise
         self._shards[collection] = shard
-        self._schemas[collection] = schema
+        self._schemas[collection] = held(schema)
 
     def check_schema(self, schema: CollectionSchema) -> None:
         check_creatable(schema, self._engine)
+        for r in schema.resolutions:
+            check_storage(r, self._engine)
 
     def check_points(self, schema: CollectionSchema, batch: Batch) -> None:
-        check_points(schema, batch)
+        check_points(schema, batch, PAYLOAD_LIMITS)
+
+    def payload_limits(self, schema: CollectionSchema) -> PayloadLimits:
+        return PAYLOAD_LIMITS
+
+    def mapping_notes(self, schema: CollectionSchema) -> dict[str, str]:
+        return mapping_notes(schema, "qdrant-edge", payload_indexes=True, sharding=False)
 
     def schema(self, collection: str) -> CollectionSchema:
         name = self._resolve(collection)
@@ -258,15 +273,11 @@ class QdrantEdgeBackend(ClosingContext):
     def upsert(self, collection: str, batch: Batch) -> None:
         e = self._edge
         name, shard = self._shard(collection)
-        checked = check_batch(self.schema(name), batch)
-        rows = {vector: matrix.tolist() for vector, matrix in checked.vectors.items()}
+        checked = check_points(self.schema(name), batch, PAYLOAD_LIMITS)
         points = []
         for row, point_id in enumerate(checked.ids):
             qid, original = encode_id(point_id)
-            vectors: dict[str, Any] = {vector: values[row] for vector, values in rows.items()}
-            for vector, entries in checked.sparse.items():
-                if (entry := entries[row]) is not None:
-                    vectors[vector] = e.SparseVector(indices=list(entry.indices), values=list(entry.values))
+            vectors = point_vectors(checked, row, e.SparseVector)
             points.append(e.Point(qid, vectors, stored_payload(checked.payloads[row], point_id, original)))
         with engine_errors(self._engine, name):
             for start in range(0, len(points), UPSERT_CHUNK):

@@ -21,7 +21,7 @@ from typing import Annotated
 import typer
 
 from smec_vdb import __version__
-from smec_vdb.errors import Interrupted, SmecError
+from smec_vdb.errors import Interrupted, MaskingFormatter, SmecError
 
 #: exit status of a run stopped by Ctrl-C (128 + SIGINT), as shells report it
 EXIT_INTERRUPTED = 130
@@ -76,6 +76,7 @@ def _register_commands() -> None:
     search.register(app)
     inspect.register(app)
     __import__("smec_vdb.cli.extend", fromlist=["register"]).register(app)
+    __import__("smec_vdb.cli.compressors", fromlist=["register"]).register(app)
 
 
 #: loggers of the embedded engines: they log (with tracebacks) each failure that reaches us as an exception
@@ -93,7 +94,7 @@ class OneLineFormatter(logging.Formatter):
 def configure_logging(debug: bool) -> None:
     """Warnings and errors of every logger on stderr, one line each; engine loggers quiet unless ``debug``."""
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter() if debug else OneLineFormatter())
+    handler.setFormatter(MaskingFormatter(logging.Formatter() if debug else OneLineFormatter()))
     root_logger = logging.getLogger()
     root_logger.addHandler(handler)
     root_logger.setLevel(logging.WARNING)

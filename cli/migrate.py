@@ -35,6 +35,9 @@ _FLAGS = {"run without workers": "run without --workers/--ray-address", "workers
           "min_recall": "--min-recall", "on_bad_vector": "--on-bad-vector", "batch_size": "--batch-size",
           "train_sample": "--train-sample", "verify_queries": "--verify-queries", "swap_alias": "--swap-alias",
           "compressor_store": "--compressor-store", "keep_full is False": "--drop-full", "set restart": "pass --restart",
+          "on_bad_payload": "--on-bad-payload", "set on_bad_payload to skip": "pass --on-bad-payload skip",
+          "leave_out": "--leave-out", "set leave_out to": "pass --leave-out", "allow_empty_source": "--allow-empty-source",
+          "pass allow_empty_source": "pass --allow-empty-source", "collection=": "--collection ", "target=": "--target ",
           "with vector": "with --vector", "without check": "without --check", "exactly one of dim or dims":
           "exactly one of --dim or --dims", "or compressor,": "or --compressor,", "set on_bad_vector to skip":
           "pass --on-bad-vector skip"}
@@ -80,6 +83,12 @@ def _migrate_command(
     check: Annotated[bool, typer.Option("--check", help="Report drift between source and a migrated target; "
                                         "write nothing (exit 1 if they differ).")] = False,
     on_bad_vector: Annotated[str, typer.Option(help="NaN/inf/zero source vectors: fail or skip.")] = "fail",
+    on_bad_payload: Annotated[str, typer.Option(help="Payloads the target cannot store (over its size or nesting "
+                                                "limits, integers beyond 64 bits, NaN): fail or skip.")] = "fail",
+    leave_out: Annotated[Optional[list[str]], typer.Option(help="Source vector not to copy (e.g. a multivector the "
+                                                           "target cannot hold); repeat for several.")] = None,
+    allow_empty_source: Annotated[bool, typer.Option("--allow-empty-source", help="Re-sync a migrated target to a "
+                                                     "source that is now empty (deletes every point).")] = False,
     verify_queries: Annotated[int, typer.Option(help="Source vectors used as queries for recall.")] = 200,
     seed: Annotated[int, typer.Option(help="Seed for sampling and training.")] = 0,
     epochs: Annotated[Optional[int], typer.Option(min=1, help="Max training epochs per stage.")] = None,
@@ -120,6 +129,8 @@ def _migrate_command(
         compressor=str(compressor) if compressor else None, keep_full=keep_full, batch_size=batch_size,
         train_sample=train_sample, min_recall=min_recall, swap_alias=swap_alias, restart=restart,
         on_bad_vector=on_bad_vector,  # type: ignore[arg-type]
+        on_bad_payload=on_bad_payload,  # type: ignore[arg-type]
+        leave_out=tuple(leave_out or ()), allow_empty_source=allow_empty_source,
         verify_queries=verify_queries, seed=seed, compressor_store=str(compressor_store), check=check,
         train_options={"epochs": epochs} if epochs is not None else {},
         layout=None if layout is None and quantize is None else parse_layout(layout or DEFAULT_LAYOUT, quantize=quantize),
@@ -174,6 +185,9 @@ def _print_summary(result: dict) -> None:
     table.add_row("target", f"{tgt['collection']}: " + ", ".join(f"{k} {v}-d" for k, v in tgt["resolutions"].items()))
     bpp = result["bytes_per_point"]
     table.add_row("vector bytes/point", f"{bpp['before']} → {bpp['after']} ({bpp['after'] / bpp['before']:.2f}× the source)")
+    for entry in result.get("schema_mapping", ()):
+        if result.get("dry_run") or entry["how"] != "kept":
+            table.add_row("mapping", f"{entry['item']}: {entry['how']}")
     if result.get("dry_run"):
         table.add_row("est. recall@10", f"{result['estimated_recall_at_10']:.4f} (over {result['estimate_pool']} sampled)")
     else:

@@ -85,7 +85,8 @@ def summary_table(comp) -> Table:
 def train_command(
     vectors: Annotated[Path, typer.Option("--vectors", help="(n, d) float16/float32 .npy of embeddings (the corpus).")],
     dims: Annotated[str, typer.Option("--dims", help="Decreasing target dims, e.g. 128,64,32.")],
-    out: Annotated[Path, typer.Option("--out", help="Directory to save the compressor to.")],
+    out: Annotated[Path, typer.Option("--out", help="New folder to save the compressor to (refused if it exists "
+                                      "and is not empty: a saved compressor is never overwritten).")],
     method: Annotated[str, typer.Option("--method", help=f"One of: {', '.join(known_methods())}.")] = "smec",
     queries: Annotated[Optional[Path], typer.Option("--queries", help="(q, d) .npy of query embeddings (supervised).")] = None,
     query_ids: Annotated[Optional[Path], typer.Option("--query-ids", help="JSON list of ids, one per --queries row.")] = None,
@@ -107,11 +108,13 @@ def train_command(
 
     Example: smec-vdb train --vectors corpus.npy --dims 128,64,32 --out models/scifact
     """
+    from smec_vdb.compress.artifact import holds
     from smec_vdb.train import TrainConfig, build_ranking_examples, read_qrels, train
 
     schedule = parse_dims(dims)
     method_class(method)  # unknown names fail here, before any file is read
     check_output_dir(out, "--out")
+    holds(out)  # an occupied --out is refused before anything is read or trained
     overrides = {"epochs": epochs, "patience": patience, "memory_size": memory_size, "batch_size": batch_size,
                  "lr": lr, "alpha": alpha, "seed": seed, "device": device}
     config = TrainConfig(**{k: v for k, v in overrides.items() if v is not None})

@@ -119,13 +119,13 @@ def assert_exactly_once(src: Source, tmp_path: Path, before: str) -> dict:
     assert report["verification"]["passed"], report["verification"]["summary"]
     assert report["points_written"] == N
     total = src.client.query(src.target, filter="", output_fields=["count(*)"])[0]["count(*)"]
-    rows = src.rows(src.target, ["id", "payload", "full", "d16"])
+    rows = src.rows(src.target, ["id", "g", "name", "full", "d16"])  # the source's own columns (issue 21)
     assert total == N and [r["id"] for r in rows] == list(range(N)), "lost or duplicated points"
     comp = load_compressor(report["compressor"]["path"])
     fresh = comp.encode(src.vectors, 16)
     for r in rows:
         i = r["id"]
-        assert r["payload"] == {"g": i % 7, "name": f"doc {i}"}
+        assert (r["g"], r["name"]) == (i % 7, f"doc {i}")
         np.testing.assert_allclose(np.asarray(r["full"]), src.vectors[i] / np.linalg.norm(src.vectors[i]), atol=1e-4)
         np.testing.assert_allclose(np.asarray(r["d16"]), fresh[i], atol=1e-4)
     assert src.checkpoint() is None and src.range_checkpoints() == [], "a checkpoint was left behind"

@@ -63,6 +63,7 @@ class ToyBackend(ClosingContext):
     supports_aliases = True
 
     def __init__(self, path: str) -> None:
+        self.location = str(path)  # the store's identity (in-memory: its name)
         self._store = _STORES.setdefault(str(path), _Store())
 
     # -- collections ------------------------------------------------------------------

@@ -64,6 +64,9 @@ class Capabilities:
     partitions: bool = False
     #: payload (scalar) indexes declared with a collection
     payload_indexes: bool = True
+    #: typed scalar columns (Milvus): a migration keeps a source's columns and lays a schemaless payload out
+    #: as columns where every point agrees on a type (else payloads are schemaless, as in Qdrant)
+    columns: bool = False
     #: filters that match booleans
     bool_filters: bool = True
     #: quantized codes its index can search (:class:`smec_vdb.layout.Quantization` kinds)
@@ -180,7 +183,8 @@ _BUILTIN = (
          Target("milvus-lite-server", "url", "http://host:19530", reported=True, test_url_env="MILVUS_LITE_URI",
                 ci_server=True)),
         client_modules=("pymilvus", "milvus_lite"), install_hint=_extra("milvus"),
-        caps=Capabilities(partitions=True, quantizations=frozenset({"none", "int8"}), quantize_needs_graph=True),
+        caps=Capabilities(partitions=True, columns=True, quantizations=frozenset({"none", "int8"}),
+                          quantize_needs_graph=True),
         url_schemes=("http", "https", "tcp"), url_env="MILVUS_URI", credential=Credential("token", "MILVUS_TOKEN"),
     ),
 )

@@ -12,11 +12,11 @@ from typing import Sequence
 
 import numpy as np
 
-from smec_vdb.backend import Backend, Batch, Point
+from smec_vdb.backend import Backend, Point
 from smec_vdb.collection import SmecCollection
-from smec_vdb.errors import InvalidVectorError
 from smec_vdb.migrate.options import CHECKPOINT_KEY, MigrationEvent, MigrationInterrupted, MigrationOptions, ProgressCallback, StopCheck
-from smec_vdb.migrate.plan import SourceInfo, Timer, bad_vector_rows, stack
+from smec_vdb.migrate.plan import SourceInfo, Timer, stack
+from smec_vdb.migrate.points import skipped_rows, target_batch
 from smec_vdb.retry import retrying
 
 
@@ -24,25 +24,14 @@ def write_points(target: Backend, col: SmecCollection, info: SourceInfo, points:
                  timer: Timer | None = None) -> None:
     """Upsert ``points`` (whose migrated vectors are the rows of ``x``) with everything they carry."""
     t0 = time.perf_counter()
-    vectors = col.encode(x)
+    has = np.asarray([info.vector in p.vectors for p in points], dtype=bool)
+    vectors = col.encode(x[has])
     if timer:
         timer.add("encode", t0)
-    for r in info.carried:
-        vectors[r.name] = np.stack([np.asarray(p.vectors[r.name], dtype=np.float32) for p in points])
-    sparse = {name: [p.sparse.get(name) for p in points] for name in info.schema.sparse}
     t0 = time.perf_counter()
-    target.upsert(col.name, Batch(ids=[p.id for p in points], vectors=vectors,
-                                  payloads=[p.payload for p in points], sparse=sparse or None))
+    target.upsert(col.name, target_batch(points, vectors, info, col))
     if timer:
         timer.add("write", t0)
-
-
-def refuse_bad(points: Sequence[Point], bad: np.ndarray, opts: MigrationOptions) -> None:
-    if len(bad) and opts.on_bad_vector == "fail":
-        raise InvalidVectorError(
-            f"source point {points[bad[0]].id!r} has a NaN/inf or all-zero vector "
-            f"({len(bad)} in this batch); set on_bad_vector to skip to leave such points out"
-        )
 
 
 def copy(source: Backend, target: Backend, info: SourceInfo, col: SmecCollection, opts: MigrationOptions,
@@ -73,8 +62,7 @@ def copy(source: Backend, target: Backend, info: SourceInfo, col: SmecCollection
         finished = next_cursor is None or (size is not None and written + len(skipped) + len(points) >= size)
         if points:
             x = stack(points, info.vector, info.width)
-            bad = bad_vector_rows(x)
-            refuse_bad(points, bad, opts)
+            bad = skipped_rows(points, x, info, opts)
             keep = np.setdiff1d(np.arange(len(points)), bad)
             skipped.extend(points[i].id for i in bad)
             if len(keep):

@@ -41,6 +41,11 @@ class MigrationOptions:
 
     ``check``: compare source and target and report drift, writing nothing. Error messages name
     these fields (``dim``, ``restart``…); the CLI maps them to its flags.
+
+    ``leave_out``: source vectors (dense or sparse) not to copy, e.g. a multivector the target cannot
+    hold. ``on_bad_payload``: a payload the target cannot store (over its limits, an integer beyond
+    64 bits, NaN) fails the plan, or with ``skip`` leaves the point out (counted in the report).
+    ``allow_empty_source``: re-sync a migrated target to a source that is now empty (deletes every point).
     """
 
     source: str
@@ -58,6 +63,9 @@ class MigrationOptions:
     check: bool = False
     verify_queries: int = 200
     on_bad_vector: Literal["fail", "skip"] = "fail"
+    on_bad_payload: Literal["fail", "skip"] = "fail"
+    leave_out: tuple[str, ...] = ()
+    allow_empty_source: bool = False
     seed: int = 0
     compressor_store: str = DEFAULT_COMPRESSOR_STORE
     index: IndexParams = IndexParams()
@@ -84,6 +92,8 @@ class MigrationOptions:
             raise ConfigError(f"verify_queries must be >= 1, found {self.verify_queries}")
         if self.on_bad_vector not in ("fail", "skip"):
             raise ConfigError(f"on_bad_vector must be fail or skip, found {self.on_bad_vector!r}")
+        if self.on_bad_payload not in ("fail", "skip"):
+            raise ConfigError(f"on_bad_payload must be fail or skip, found {self.on_bad_payload!r}")
         if self.check and self.restart:
             raise ConfigError("check writes nothing, restart drops the target: give one of them")
 
@@ -100,10 +110,14 @@ class MigrationOptions:
     def target_name(self) -> str:
         return self.target or f"{self.source}_smec"
 
-    def plan_id(self, vector: str) -> str:
-        """Identifies a run: a checkpoint is only resumed by the same plan."""
+    def plan_id(self, vector: str, source_store: str, target_store: str) -> str:
+        """Identifies a run: a checkpoint is only resumed by the same plan. ``source_store`` and
+        ``target_store`` name the engine stores (engine and location, no credentials), so migrations of
+        same-named collections in two stores never share a plan."""
         key = {"source": self.source, "target": self.target_name, "vector": vector, "dim": self.dim,
+               "source_store": source_store, "target_store": target_store,
                "dims": self.dims, "compressor": self.compressor, "keep_full": self.keep_full,
                "train_sample": self.train_sample, "seed": self.seed, "train": self.train_options,
-               "layout": None if self.layout is None else self.layout.to_json()}
+               "layout": None if self.layout is None else self.layout.to_json(),
+               **({"leave_out": sorted(self.leave_out)} if self.leave_out else {})}
         return hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:12]

@@ -6,13 +6,16 @@ batch size plus the differences found. Per point (issue 10 §4):
 
 - ids: every usable source point is in the target, and nothing else is;
 - content: a hash of the payload (JSON, keys sorted: ``1`` and ``1.0`` differ, nested values and
-  nulls count) and of the sparse vectors; when the hashes differ, a structural comparison that lets
-  a float differ by 2 ulp decides (qdrant-edge-py 0.9 rounds about 1 double in 20 by 1 ulp when it
-  stores it, so an exact hash alone would never converge on such a target);
-- carried dense vectors equal to the source's within :data:`VECTOR_ATOL` (cosine vectors compared
-  after normalising: Qdrant stores them normalised, Milvus raw);
-- the stored ``full`` vector equal to the normalised source vector, and each compressed resolution
-  equal to a fresh encode of it by the collection's compressor.
+  nulls count) and of the sparse vectors, exact;
+- carried dense vectors (multivectors, uint8, float16 alike) bit-equal to the source's, and the stored
+  ``full`` vector bit-equal to the one written (the compressor's unit row);
+- each compressed resolution equal to a fresh encode within :data:`VECTOR_ATOL` (a projection's
+  float32 sums depend on the batch it was computed in).
+
+Exact, except where the target engine changes values itself, as the plan's probe found
+(:mod:`smec_vdb.migrate.probe`, ``info.fidelity``): a payload float within the engine's rounding
+(qdrant-edge: 1 ulp) and a cosine vector within the engine's own normalisation are counted under the
+engine's named class (``Drift.classes``, reported, not a difference); anything beyond is a difference.
 
 :func:`diff` serves verification, ``check`` (drift report) and re-sync (the callback rewrites the
 differing points as they are found). :func:`recall_at_10` then measures coarse-to-fine on the
@@ -31,10 +34,12 @@ from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 
-from smec_vdb.backend import Backend, Point, PointId, iterate_points
+from smec_vdb.backend import Backend, Point, PointId, Resolution, iterate_points
 from smec_vdb.collection import FULL, SmecCollection
 from smec_vdb.migrate.options import MigrationEvent, MigrationInterrupted, ProgressCallback, StopCheck
-from smec_vdb.migrate.plan import SourceInfo, bad_vector_rows, stack
+from smec_vdb.migrate.plan import SourceInfo, stack
+from smec_vdb.migrate.points import skipped_rows
+from smec_vdb.migrate.probe import COSINE_VECTORS, PAYLOAD_FLOATS, Fidelity, ulps_apart
 from smec_vdb.retry import retrying
 from smec_vdb.search import default_candidates
 
@@ -51,14 +56,14 @@ def content_hash(point: Point, sparse: Sequence[str]) -> str:
     return hashlib.sha256(json.dumps(body, sort_keys=True, ensure_ascii=False, default=str).encode()).hexdigest()
 
 
-def same_content(a: Any, b: Any) -> bool:
-    """Equal JSON values, types included (an int is not a float), floats within 2 ulp."""
+def same_content(a: Any, b: Any, ulps: int = 0) -> bool:
+    """Equal JSON values, types included (an int is not a float), floats at most ``ulps`` doubles apart."""
     if isinstance(a, float) and isinstance(b, float):
-        return a == b or abs(a - b) <= 2 * float(np.spacing(max(abs(a), abs(b))))
+        return a == b or ulps_apart(a, b) <= ulps
     if isinstance(a, dict) and isinstance(b, dict):
-        return a.keys() == b.keys() and all(same_content(a[k], b[k]) for k in a)
+        return a.keys() == b.keys() and all(same_content(a[k], b[k], ulps) for k in a)
     if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
-        return len(a) == len(b) and all(same_content(x, y) for x, y in zip(a, b))
+        return len(a) == len(b) and all(same_content(x, y, ulps) for x, y in zip(a, b))
     return type(a) is type(b) and a == b
 
 
@@ -77,6 +82,21 @@ def _close(a: np.ndarray, b: np.ndarray, cosine: bool) -> bool:
     return bool(np.allclose(a, b, atol=VECTOR_ATOL, rtol=0))
 
 
+def _same_vector(written: np.ndarray, got: np.ndarray | None, cosine: bool, fidelity: Fidelity | None) -> str | None:
+    """"" when ``got`` is bit-equal to what was ``written``; the engine's class name when the engine's own
+    normalisation of a cosine vector explains the difference; None when they differ."""
+    a = np.asarray(written, dtype=np.float32)
+    if got is None or a.shape != np.shape(got):
+        return None
+    b = np.asarray(got, dtype=np.float32)
+    if np.array_equal(a, b):
+        return ""
+    if cosine and fidelity is not None and fidelity.cosine_atol and bool(
+            np.abs(_unit(a) - b).max() <= fidelity.cosine_atol):
+        return COSINE_VECTORS
+    return None
+
+
 @dataclass
 class Drift:
     """Differences between source and target, by kind (ids listed up to :data:`FIRST_IDS`)."""
@@ -86,6 +106,11 @@ class Drift:
     kinds: dict[str, int] = field(default_factory=dict)
     first: dict[str, list[PointId]] = field(default_factory=dict)
     target_count: int = 0
+    #: points whose values the target engine changed itself, by the probe's class name (not differences)
+    classes: dict[str, int] = field(default_factory=dict)
+
+    def note_class(self, name: str) -> None:
+        self.classes[name] = self.classes.get(name, 0) + 1
 
     def note(self, kind: str, point_id: PointId) -> None:
         self.kinds[kind] = self.kinds.get(kind, 0) + 1
@@ -109,11 +134,14 @@ class Drift:
             self.kinds[kind] = self.kinds.get(kind, 0) + n
             ids = self.first.setdefault(kind, [])
             ids.extend(other.first[kind][: FIRST_IDS - len(ids)])
+        for name, n in other.classes.items():
+            self.classes[name] = self.classes.get(name, 0) + n
         return self
 
     def as_dict(self) -> dict[str, Any]:
         return {"points_checked": self.checked, "skipped": len(self.skipped), "differences": dict(self.kinds),
-                "first_ids": {k: list(v) for k, v in self.first.items()}, "target_count": self.target_count}
+                "first_ids": {k: list(v) for k, v in self.first.items()}, "target_count": self.target_count,
+                "engine_classes": dict(self.classes)}
 
 
 #: called with the source points of one batch that are missing or differ in the target
@@ -144,19 +172,24 @@ def diff(source: Backend, target: Backend, info: SourceInfo, col: SmecCollection
             raise MigrationInterrupted(f"interrupted during {'verification' if phase == 'verify' else phase}; "
                                       "run the same command again to resume")
         x = stack(points, info.vector, info.width)
-        bad = set(bad_vector_rows(x).tolist())
+        bad = set(skipped_rows(points, x, info, None).tolist())
         usable = [i for i in range(len(points)) if i not in bad]
         drift.skipped.extend(points[i].id for i in bad)
         stored = {p.id: p for p in target.retrieve(col.name, [points[i].id for i in usable], with_vectors=True)}
         for i in bad:
             if target.retrieve(col.name, [points[i].id], with_vectors=False):
                 drift.note("unexpected (unusable source vector)", points[i].id)
-        encoded = col.encode(x[usable]) if usable else {}
+        encodable = [i for i in usable if info.vector in points[i].vectors]  # sparse-only points have no encodings
+        encoded = col.encode(x[encodable]) if encodable else {}
+        rows = {i: row for row, i in enumerate(encodable)}
         to_repair: list[int] = []
-        for row, i in enumerate(usable):
+        for i in usable:
             p = points[i]
             got = stored.get(p.id)
-            kind = _difference(p, got, info, col, carried, names, {n: m[row] for n, m in encoded.items()})
+            mine = {n: m[rows[i]] for n, m in encoded.items()} if i in rows else {}
+            kind, classes = _difference(p, got, info, carried, names, mine, bool(col.schema.partitions))
+            for name in classes:
+                drift.note_class(name)
             if kind is not None:
                 drift.note(kind, p.id)
                 to_repair.append(i)
@@ -183,23 +216,42 @@ def _fits(info: SourceInfo, point_id: PointId) -> bool:
     return kind == "any" or (kind == "int") == isinstance(point_id, int)
 
 
-def _difference(p: Point, got: Point | None, info: SourceInfo, col: SmecCollection, carried: Sequence[Any],
-                names: set[str], encoded: dict[str, np.ndarray]) -> str | None:
-    """The first way the stored point differs from the source point (None: identical)."""
+def _difference(p: Point, got: Point | None, info: SourceInfo, carried: Sequence[Resolution], names: set[str],
+                encoded: dict[str, np.ndarray], partitioned: bool) -> tuple[str | None, set[str]]:
+    """The first way the stored point differs from the source point (None: identical), and the engine
+    classes its values fall in (see the module doc)."""
     if got is None:
-        return "missing"
-    if content_hash(p, info.schema.sparse) != content_hash(got, info.schema.sparse) and not (
-            same_content(p.payload, got.payload) and p.sparse == got.sparse):
-        return "payload or sparse vectors differ"
+        return "missing", set()
+    fidelity: Fidelity | None = info.fidelity
+    classes: set[str] = set()
+    if partitioned and p.partition != got.partition:
+        return "partition differs", classes
+    if content_hash(p, info.sparse) != content_hash(got, info.sparse):
+        ulps = fidelity.payload_float_ulps if fidelity is not None else 0
+        if not (ulps and same_content(p.payload, got.payload, ulps) and p.sparse == got.sparse):
+            return "payload or sparse vectors differ", classes
+        classes.add(PAYLOAD_FLOATS)
     for r in carried:
-        if r.name not in got.vectors or not _close(p.vectors[r.name], got.vectors[r.name], r.distance == "cosine"):
-            return "carried vector differs"
-    if FULL in names and not _close(_unit(p.vectors[info.vector]), got.vectors.get(FULL, np.empty(0)), True):
-        return "full vector differs"
+        if (r.name in p.vectors) != (r.name in got.vectors):
+            return "carried vector differs", classes
+        if r.name in p.vectors:
+            same = _same_vector(p.vectors[r.name], got.vectors[r.name], r.distance == "cosine", fidelity)
+            if same is None:
+                return "carried vector differs", classes
+            if same:
+                classes.add(same)
+    if info.vector not in p.vectors:  # carried without compressed vectors: the target must have none either
+        return ("compressed vector present without a source vector" if names & set(got.vectors) else None), classes
+    if FULL in names:
+        same = _same_vector(encoded[FULL], got.vectors.get(FULL), True, fidelity)
+        if same is None:
+            return "full vector differs", classes
+        if same:
+            classes.add(same)
     for name, vector in encoded.items():
         if name != FULL and not _close(vector, got.vectors.get(name, np.empty(0)), False):
-            return "encoding differs from a fresh encode"
-    return None
+            return "encoding differs from a fresh encode", classes
+    return None, classes
 
 
 def recall_budget(n: int, k: int, input_dim: int, coarse_dim: int) -> int:
@@ -230,7 +282,8 @@ def recall_at_10(source: Backend, info: SourceInfo, col: SmecCollection, n_queri
     q_vecs: list[np.ndarray] = []
     for points, _ in iterate_points(source, info.name, batch_size=batch, with_vectors=[info.vector]):
         for p in points:
-            if p.id not in skipped and _is_query(p.id, seed, fraction) and len(q_ids) < n_queries:
+            if (p.id not in skipped and info.vector in p.vectors and _is_query(p.id, seed, fraction)
+                    and len(q_ids) < n_queries):
                 q_ids.append(p.id)
                 q_vecs.append(p.vectors[info.vector])
     if not q_ids:
@@ -239,7 +292,7 @@ def recall_at_10(source: Backend, info: SourceInfo, col: SmecCollection, n_queri
     best_scores = np.full((len(q_ids), k + 1), -np.inf, dtype=np.float32)
     best_ids: list[list[PointId]] = [[None] * (k + 1) for _ in q_ids]  # type: ignore[list-item]
     for points, _ in iterate_points(source, info.name, batch_size=batch, with_vectors=[info.vector]):
-        points = [p for p in points if p.id not in skipped]
+        points = [p for p in points if p.id not in skipped and info.vector in p.vectors]
         if not points:
             continue
         scores = queries @ _unit(stack(points, info.vector, info.width)).T
@@ -281,7 +334,8 @@ def verify(source: Backend, target: Backend, info: SourceInfo, col: SmecCollecti
     expected = drift.checked
     return {
         "passed": not problems,
-        "summary": "verification passed" if not problems else "verification failed: " + " | ".join(problems),
+        "summary": ("verification passed" if not problems else "verification failed: " + " | ".join(problems)) + (
+            f" (values the target engine changed itself, by class: {drift.classes})" if drift.classes else ""),
         "count_source": info.count,
         "count_target": drift.target_count,
         "points_expected": expected,

@@ -199,7 +199,8 @@ def test_a_foreign_layout_is_read_with_its_own_key_fields_and_metrics():
         {"name": "sp", "type": DataType.SPARSE_FLOAT_VECTOR, "params": {}},
         {"name": "year", "type": DataType.INT64, "params": {}}]}
     layout = fields_from_description(described, {"dense": "COSINE", "img": "L2"})
-    assert layout.foreign and layout.pk == "doc_id" and layout.scalars == ("year",) and layout.dynamic
+    assert layout.foreign and layout.pk == "doc_id" and [c.name for c in layout.schema.columns] == ["year"]
+    assert layout.schema.dynamic_field and layout.schema.primary is not None
     assert layout.schema.id_type == "str" and layout.schema.sparse == ("sp",)
     assert [(r.name, r.dim, r.distance) for r in layout.schema.resolutions] == [("dense", 8, "cosine"), ("img", 2, "euclid")]
     assert layout.output_fields(True) == ["doc_id", "year", "$meta", "dense", "img", "sp"]

@@ -43,3 +43,13 @@ def test_cli_spells_parameters_as_its_flags():
 
     error = _with_flags(ConfigError("recall@10 0.5 < min_recall 0.9; set restart, or set on_bad_vector to skip"))
     assert str(error) == "recall@10 0.5 < --min-recall 0.9; pass --restart, or pass --on-bad-vector skip"
+
+
+def test_the_plan_id_names_the_stores():
+    """Two stores migrating a same-named collection with the same options never share a plan (issue 22)."""
+    opts = MigrationOptions(source="docs", dim=8)
+    one = opts.plan_id("emb", "qdrant-edge /srv/a", "qdrant-edge /srv/a")
+    assert one == opts.plan_id("emb", "qdrant-edge /srv/a", "qdrant-edge /srv/a")
+    assert len({one, opts.plan_id("emb", "qdrant-edge /srv/b", "qdrant-edge /srv/b"),
+                opts.plan_id("emb", "qdrant-edge /srv/a", "milvus-lite /srv/a.db"),
+                opts.plan_id("emb", "milvus-lite /srv/a.db", "qdrant-edge /srv/a")}) == 4
