@@ -15,11 +15,16 @@ Sections (all nDCG@10 of exact cosine search on the BEIR test split unless named
   stage's weights, MRL (all stages jointly) vs SMRL, SciFact, same epochs for both.
 * ``memory``   — paper Table 3: S-XBM memory size (0 = in-batch neighbours … 20,000) vs held-out
   neighbour recall@10 of a 384→64 stage on the 63,678 debian-package vectors.
+* ``schedule`` — issue 24: the schedule ``migrate --dim`` trains (§3.2: each stage trained, then
+  frozen), today's :func:`~smec_vdb.migrate.plan.choose_schedule` against the halving one it
+  replaced, trained as migrate does (:func:`smec_vdb.migrate.plan.train_compressor`, unsupervised,
+  the whole corpus as the sample), nDCG@10 at the stored dim; ``--seeds`` seeds.
 
     .venv/bin/python benchmarks/quality.py                 # TrainConfig defaults; 1 seed in the main table
     .venv/bin/python benchmarks/quality.py --full          # 3 seeds in the main table too
     .venv/bin/python benchmarks/quality.py --sections main --model all-mpnet-base-v2 --out benchmarks/results/mpnet
     .venv/bin/python benchmarks/quality.py --sections ads  # one section
+    .venv/bin/python benchmarks/quality.py --sections schedule --out benchmarks/results/schedule
 
 Writes quality.md / quality.json / quality_<section>.png under --out (benchmarks/results).
 """
@@ -59,6 +64,7 @@ ABLATION = [
     ("SMEC (all three)", {"use_smrl": True, "use_ads": True, "use_xbm": True}),
     ("SMEC default (SMRL + S-XBM, ADS off)", {"use_smrl": True, "use_ads": False, "use_xbm": True}),
 ]
+SCHEDULE_CASES = (("all-mpnet-base-v2", (128, 64)), (MINILM, (64,)))
 MEMORY_SIZES = (0, 1000, 5000, 20000)
 MEMORY_EPOCHS = 3  # 63,678 rows: ~250 steps an epoch
 GRADVAR_EPOCHS = 10
@@ -68,7 +74,10 @@ def log(msg: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
 
 
-def main_section(config: TrainConfig, seeds: list[int], out: dict, datasets: list[str], model: str) -> list[ResultRow]:
+def main_section(config: TrainConfig, seeds: list[int], out: dict, datasets: list[str], model: str,
+                 methods: list[str] | None = None) -> list[ResultRow]:
+    """``methods``: the rows to run (``smec`` and/or BASELINES; default all)."""
+    methods = ["smec", *BASELINES] if methods is None else methods
     rows: list[ResultRow] = []
     for name in datasets:
         ds = load_beir(name, model)
@@ -78,15 +87,16 @@ def main_section(config: TrainConfig, seeds: list[int], out: dict, datasets: lis
         validation = validation_examples(ds, config.rank_negatives, MAX_RELEVANT)
         for supervised in (False, True):
             epochs: list[int] = []
-            smec = MethodSpec("smec (sup.)" if supervised else "smec", "smec", supervised)
-            log(f"{name} {smec.label}")
-            rows += run_method(ds, smec, DIMS, seeds, config, examples=examples, validation=validation,
-                               train_qrels=qrels, rerank_candidates=None,
-                               on_trained=lambda s, c, t: epochs.append(sum(st["epochs"] for st in c.training_info["stages"])))
-            budget = max(1, round(float(np.mean(epochs))))
+            if "smec" in methods:
+                smec = MethodSpec("smec (sup.)" if supervised else "smec", "smec", supervised)
+                log(f"{name} {smec.label}")
+                rows += run_method(ds, smec, DIMS, seeds, config, examples=examples, validation=validation,
+                                   train_qrels=qrels, rerank_candidates=None,
+                                   on_trained=lambda s, c, t: epochs.append(sum(st["epochs"] for st in c.training_info["stages"])))
+            budget = max(1, round(float(np.mean(epochs)))) if epochs else config.epochs
             out.setdefault("budgets", {})[f"{name} {'sup' if supervised else 'unsup'}"] = budget
             for method in BASELINES:
-                if supervised and method not in TRAINED:
+                if method not in methods or (supervised and method not in TRAINED):
                     continue
                 spec = MethodSpec(f"{method} (sup.)" if supervised else method, method, supervised)
                 cfg = replace(config, epochs=budget) if method in TRAINED else config
@@ -102,6 +112,38 @@ def ablation_section(config: TrainConfig, seeds: list[int]) -> list[ResultRow]:
     for label, options in ABLATION:
         log(f"ablation {label}")
         rows += run_method(ds, MethodSpec(label, "smec", False, options), DIMS, seeds, config, rerank_candidates=None)
+    return rows
+
+
+def halving_schedule(width: int, dim: int) -> tuple[int, ...]:
+    """The schedule ``migrate --dim`` trained before issue 24: halve from the width while above ``dim``."""
+    dims, d = [], width // 2
+    while d > dim:
+        dims.append(d)
+        d //= 2
+    return (*dims, dim)
+
+
+def schedule_section(seeds: list[int], dataset: str) -> list[ResultRow]:
+    from smec_vdb.migrate.options import MigrationOptions
+    from smec_vdb.migrate.plan import choose_schedule, train_compressor
+
+    rows = []
+    for model, targets in SCHEDULE_CASES:
+        ds = load_beir(dataset, model)
+        corpus = np.array(ds.corpus, dtype=np.float32)
+        for label, rule in (("halving (before)", halving_schedule), ("choose_schedule", choose_schedule)):
+            for dim in targets:
+                dims = rule(ds.dim, dim)
+                row = ResultRow(ds.name, ds.model, label, dim, {"ndcg@10": []}, [], "schedules: ")
+                for seed in seeds:
+                    log(f"schedule {dataset} {model} {label} {dims} seed {seed}")
+                    started = time.perf_counter()
+                    comp = train_compressor(corpus, dims, MigrationOptions(source=dataset, dims=dims, seed=seed), None)
+                    row.train_seconds.append(time.perf_counter() - started)
+                    row.metrics["ndcg@10"].append(score_dims(ds, comp.encode, [dim], rerank_candidates=None)[dim]["ndcg@10"])
+                row.note = f"{ds.dim}→{'→'.join(map(str, dims))}"
+                rows.append(row)
     return rows
 
 
@@ -230,11 +272,12 @@ SECTION_TITLES = {
     "ads": "## ADS achievement rate (paper Table 2), SciFact MiniLM raw dims",
     "gradvar": "## Gradient variance, MRL vs SMRL (paper Figs. 6–7), SciFact unsupervised",
     "memory": "## S-XBM memory size (paper Table 3), debian-packages 63,678 × 384, stage 384→64, 3 epochs",
+    "schedule": "## migrate's schedule (issue 24): halving vs choose_schedule, unsupervised, nDCG@10 at the stored dim",
 }
 
 
 def run_section(task: tuple[str, str | None], config: TrainConfig, seeds: list[int], out_dir: Path,
-                model: str = MINILM) -> dict:
+                model: str = MINILM, methods: list[str] | None = None) -> dict:
     """One unit of work (a section, or the main table of one dataset) in its own process."""
     global OUT
     OUT = out_dir
@@ -245,9 +288,11 @@ def run_section(task: tuple[str, str | None], config: TrainConfig, seeds: list[i
     rows: list[ResultRow] = []
     text = ""
     if name == "main":
-        rows = main_section(config, seeds, meta, [dataset], model)
+        rows = main_section(config, seeds, meta, [dataset], model, methods)
     elif name == "ablation":
         rows = ablation_section(config, seeds)
+    elif name == "schedule":
+        rows = schedule_section(seeds, dataset)
     elif name == "ads":
         text = ads_section(config, meta)
     elif name == "gradvar":
@@ -267,6 +312,8 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, help="override the max epochs per stage (e.g. 1 for a smoke run)")
     parser.add_argument("--datasets", default="scifact,nfcorpus", help="datasets of the main table")
     parser.add_argument("--model", default=MINILM, help="embedding model of the main table (e.g. all-mpnet-base-v2)")
+    parser.add_argument("--methods", default=",".join(["smec", *BASELINES]),
+                        help="rows of the main table (e.g. smec alone, with --full for 3 seeds)")
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args()
     OUT = args.out
@@ -274,7 +321,8 @@ def main() -> None:
     config = TrainConfig(device="cpu") if args.epochs is None else TrainConfig(epochs=args.epochs, device="cpu")
     seeds = list(range(args.seeds))
     sections = args.sections.split(",")
-    tasks = [(s, d) for s in sections for d in (tuple(args.datasets.split(",")) if s == "main" else (None,))]
+    per_dataset = ("main", "schedule")
+    tasks = [(s, d) for s in sections for d in (tuple(args.datasets.split(",")) if s in per_dataset else (None,))]
     tasks.sort(key=lambda t: LONGEST_FIRST.index(t) if t in LONGEST_FIRST else 0)  # longest first
     started = time.perf_counter()
     meta: dict = {"command": " ".join(["python", *sys.argv]), "machine": platform.machine(), "cpus": os.cpu_count(),
@@ -282,7 +330,8 @@ def main() -> None:
     from concurrent.futures import ProcessPoolExecutor
 
     with ProcessPoolExecutor(max_workers=args.jobs) as pool:
-        futures = [pool.submit(run_section, t, config, seeds if (args.full or t[0] != "main") else [0], OUT, args.model)
+        futures = [pool.submit(run_section, t, config, seeds if (args.full or t[0] != "main") else [0], OUT, args.model,
+                               args.methods.split(","))
                    for t in tasks]
         results = [f.result() for f in futures]
     md = [f"# Quality benchmark (issue 12)\n\nCommand: `{meta['command']}` · TrainConfig defaults "

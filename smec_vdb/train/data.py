@@ -5,7 +5,8 @@ Unsupervised runs hold out ``val_fraction`` of the corpus rows (at most ``MAX_HE
 queries of :class:`~smec_vdb.train.criteria.NeighbourRecall`; supervised runs hold out
 ``val_fraction`` of the training queries — or use ``validation`` examples (a dev split) when
 given — for :class:`~smec_vdb.train.criteria.HeldOutNDCG`. Held-out corpus rows never anchor a
-training batch; held-out queries never enter the rank loss.
+training batch; held-out queries never enter the rank loss. Labelled candidates are kept ragged
+(:class:`~smec_vdb.train.ragged.RaggedCandidates`): a step pays for its queries' real candidates only.
 
 Example::
 
@@ -27,6 +28,7 @@ from smec_vdb.errors import DataError, DimensionError
 from smec_vdb.train.config import TrainConfig
 from smec_vdb.train.criteria import HeldOutNDCG, NeighbourRecall, held_out_split, sample_pool
 from smec_vdb.train.labels import RankingExamples
+from smec_vdb.train.ragged import RaggedCandidates
 
 MIN_TRAINING_ROWS = 8
 MAX_HELD_OUT = 1000
@@ -69,9 +71,7 @@ class TrainingData:
     train_rows: torch.Tensor
     criterion: NeighbourRecall | HeldOutNDCG
     queries: torch.Tensor | None = None
-    candidates: torch.Tensor | None = None
-    grades: torch.Tensor | None = None
-    mask: torch.Tensor | None = None
+    candidates: RaggedCandidates | None = None
     query_train: torch.Tensor | None = None
 
     @property
@@ -112,5 +112,5 @@ class TrainingData:
         else:
             query_train, query_val = torch.arange(n_train), torch.arange(n_train, n_train + len(validation))
         criterion = HeldOutNDCG(query_val.to(device), candidates, grades, mask, x.shape[0])
-        return cls(corpus, teacher, torch.arange(x.shape[0], device=device), criterion, queries, candidates,
-                   grades, mask, query_train.to(device))
+        return cls(corpus, teacher, torch.arange(x.shape[0], device=device), criterion, queries,
+                   RaggedCandidates.from_padded(candidates, grades, mask), query_train.to(device))

@@ -43,8 +43,11 @@ class SimilarityPreservationLoss(nn.Module):
                 f"teacher and student batches differ: full {tuple(full_a.shape)}/{tuple(full_n.shape)}, "
                 f"low {tuple(low_a.shape)}/{tuple(low_n.shape)}"
             )
-        teacher = neighbour_cosines(full_a, full_n)
-        student = neighbour_cosines(low_a, low_n)
+        return self.gap(neighbour_cosines(full_a, full_n), neighbour_cosines(low_a, low_n))
+
+    @staticmethod
+    def gap(teacher: torch.Tensor, student: torch.Tensor) -> torch.Tensor:
+        """Eq. 7 on precomputed (B, K) neighbour cosines: mean |teacher − student|."""
         return (teacher - student).abs().mean()
 
 

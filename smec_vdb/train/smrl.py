@@ -23,8 +23,9 @@ import time
 from typing import Any, Sequence
 
 import torch
+from torch import nn
 
-from smec_vdb.compress.smec import SMECCompressor
+from smec_vdb.compress.smec import SMECCompressor, SMECStage
 from smec_vdb.train.config import TrainConfig
 from smec_vdb.train.data import TrainingData, training_matrix
 from smec_vdb.train.labels import RankingExamples
@@ -48,6 +49,42 @@ def smec_terms(config: TrainConfig, supervised: bool) -> LossTerms:
     return LossTerms(similarity=1.0, order=config.order_for(supervised), order_weight=config.order_weight)
 
 
+class _TrainedStage(nn.Module):
+    """What training moves in one stage. With ADS (§3.3): the square W and the logits, as the kept rows
+    follow the logits. With a fixed selection: only the kept rows of W, as the other rows never reach an
+    output — their gradient and optimizer state are skipped (at 3584 → 512, 1.8 M of 12.8 M weights)."""
+
+    def __init__(self, stage: SMECStage) -> None:
+        super().__init__()
+        self.learnable = stage.selector.learnable
+        self.target = [stage]  # a list: the stage's own W stays out of the state the loop snapshots
+        if self.learnable:
+            self.stage = stage
+        else:
+            self.register_buffer("keep", stage.selector.selected().to(stage.weight.device))
+            self.rows = nn.Parameter(stage.weight.detach().index_select(0, self.keep).clone())
+
+    @property
+    def sampling(self) -> bool:
+        return self.learnable and self.stage.selector.sampling
+
+    def weights(self) -> list[nn.Parameter]:
+        return [self.stage.weight] if self.learnable else [self.rows]
+
+    def logits(self) -> list[nn.Parameter]:
+        return [self.stage.selector.logits] if self.learnable else []
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        """The stage's deterministic output (fixed selection, or ADS in eval mode)."""
+        return self.stage(z) if self.learnable else z @ self.rows.T
+
+    @torch.no_grad()
+    def commit(self) -> None:
+        """Write trained kept rows back into the stage's W."""
+        if not self.learnable:
+            self.target[0].weight.index_copy_(0, self.keep, self.rows.detach())
+
+
 def train_stages(comp: SMECCompressor, data: TrainingData, config: TrainConfig, first: int, last: int,
                  progress: OptionalProgress = None) -> StageReport:
     """Train stages first..last together (SMRL: first == last), restore their best epoch and freeze them."""
@@ -57,9 +94,9 @@ def train_stages(comp: SMECCompressor, data: TrainingData, config: TrainConfig, 
     with torch.no_grad():
         doc_inputs = comp.level_inputs(data.corpus, first).detach()
         query_inputs = comp.level_inputs(data.queries, first).detach() if data.supervised else None
-    modules = comp.stages[first : last + 1]
-    weights = [s.weight for s in modules]
-    logits = [s.selector.logits for s in modules if s.selector.learnable]
+    trained = nn.ModuleList(_TrainedStage(s) for s in comp.stages[first : last + 1])
+    weights = [w for t in trained for w in t.weights()]
+    logits = [g for t in trained for g in t.logits()]
     for p in (*weights, *logits):
         p.requires_grad_(True)
     groups: list[dict[str, Any]] = [{"params": weights}]
@@ -74,9 +111,9 @@ def train_stages(comp: SMECCompressor, data: TrainingData, config: TrainConfig, 
         if query_rows is not None:
             z = torch.cat([z, query_inputs[query_rows]])
         docs, queries = [], []
-        for stage in modules:
-            if stage.selector.sampling:  # the loss sees the soft-k-hot-weighted output (eq. 6 relaxation)
-                out, z = stage.masked(z, schedule.tau, schedule.noise, generator)
+        for stage in trained:
+            if stage.sampling:  # the loss sees the soft-k-hot-weighted output (eq. 6 relaxation)
+                out, z = stage.stage.masked(z, schedule.tau, schedule.noise, generator)
             else:
                 out = z = stage(z)
             docs.append(out[:n])
@@ -84,21 +121,23 @@ def train_stages(comp: SMECCompressor, data: TrainingData, config: TrainConfig, 
         return Outputs(docs, queries if query_rows is not None else None)
 
     def level(inputs: torch.Tensor, upto: int) -> torch.Tensor:
-        for stage in modules[: upto + 1]:
+        for stage in trained[: upto + 1]:
             inputs = stage(inputs)
         return inputs
 
     def score() -> float:
         values = [data.criterion.score(lambda rows, j=j: level(doc_inputs[rows], j),
                                        (lambda rows, j=j: level(query_inputs[rows], j)) if data.supervised else None)
-                  for j in range(len(modules))]
+                  for j in range(len(trained))]
         return sum(values) / len(values)
 
     comp.train()
-    report = run_stage(state=modules, param_groups=groups, objective=Objective(data, config, smec_terms(config, data.supervised)),
+    report = run_stage(state=trained, param_groups=groups, objective=Objective(data, config, smec_terms(config, data.supervised)),
                        model=model, score=score, data=data, config=config, progress=progress, stage=first,
                        stage_dim=comp.dims[last], num_stages=len(comp.stages),
                        on_anneal=schedule if logits else None)
+    for stage in trained:
+        stage.commit()
     for p in comp.parameters():
         p.requires_grad_(False)
     comp.eval()

@@ -30,8 +30,10 @@ def test_dims_at_or_above_the_source_width_are_refused(kwargs, message):
     opts.check_width(1024)
 
 
-def test_schedule_halves_down_to_the_target_dim():
-    assert choose_schedule(384, 64) == (192, 96, 64)
+def test_schedule_steps_about_8x_per_stage_down_to_the_target_dim():
+    assert choose_schedule(3584, 128) == (512, 128)
+    assert choose_schedule(768, 64) == (128, 64)
+    assert choose_schedule(384, 64) == (64,)
     with pytest.raises(ConfigError, match="dim must be within"):
         choose_schedule(32, 32)
 

@@ -107,3 +107,25 @@ def test_order_loss_hand_computed_and_zero_for_the_same_ranking():
     assert loss(teacher, teacher, valid).item() == pytest.approx(0.0, abs=1e-7)
     with pytest.raises(ValueError):
         NeighbourOrderLoss(temperature=0.0)
+
+
+def test_the_objectives_similarity_part_is_eq7_over_the_s_xbm_neighbours(vectors):
+    """The step takes the teacher cosines from the memory search and the student cosines from one
+    (B, U) product: the same figure as eq. 7 over gathered full and compressed neighbours."""
+    from smec_vdb.train.data import TrainingData
+    from smec_vdb.train.memory import CrossBatchMemory
+    from smec_vdb.train.objective import LossTerms, Objective, Outputs
+
+    config = TrainConfig(batch_size=64, memory_size=200, memory_topk=8, device="cpu")
+    data = TrainingData.build(vectors, config)
+    weight = torch.randn(6, vectors.shape[1], generator=torch.Generator().manual_seed(0))
+    objective = Objective(data, config, LossTerms(similarity=1.0))
+    shadow = CrossBatchMemory(vectors.shape[1], config.memory_size)
+    for step in range(4):
+        anchors = data.train_rows[step * 64 : (step + 1) * 64]
+        parts = objective(lambda rows, q: Outputs([data.corpus[rows] @ weight.T]), anchors, None)
+        shadow.enqueue(data.teacher[anchors], anchors)
+        neighbours = shadow.topk(data.teacher[anchors], config.memory_topk, query_ids=anchors)[1]
+        low = data.corpus @ weight.T
+        expected = SimilarityPreservationLoss()(data.teacher[anchors], data.teacher[neighbours], low[anchors], low[neighbours])
+        assert torch.allclose(parts["similarity"], expected, atol=1e-5)

@@ -195,3 +195,24 @@ def test_order_auto_is_pairwise_without_labels_and_off_with_them(vectors, low_va
     assert events and all("order" not in e.loss_parts and "rank" in e.loss_parts for e in events)
     with pytest.raises(ConfigError, match="auto, off, pairwise or listwise"):
         TrainConfig(order="both")
+
+
+def test_a_fixed_selection_stage_trains_only_its_kept_rows(vectors, smec_config):
+    """Without ADS a stage's output is its kept rows of W times the input: the optimizer holds only
+    those rows (d_out × d_in), the trained rows land in W and the other rows keep their PCA values."""
+    from torch.optim.optimizer import register_optimizer_step_pre_hook
+
+    shapes = set()
+    handle = register_optimizer_step_pre_hook(
+        lambda opt, args, kwargs: shapes.update(tuple(p.shape) for g in opt.param_groups for p in g["params"]))
+    try:
+        comp = train_smec(vectors, (12,), dataclasses.replace(smec_config, lr=1e-3, epochs=2, patience=2))
+    finally:
+        handle.remove()
+    assert shapes == {(12, 24)}
+    pca = SMECCompressor.from_pca(torch.from_numpy(vectors), (12,), use_ads=False)
+    assert torch.equal(comp.stages[0].weight[12:], pca.stages[0].weight[12:])
+    assert comp.training_info["stages"][0]["best_epoch"] > 0, "the fixture must move the kept rows"
+    assert not torch.equal(comp.stages[0].weight[:12], pca.stages[0].weight[:12])
+    x = torch.from_numpy(vectors)
+    np.testing.assert_allclose(comp.project(x, 12).numpy(), (x @ comp.stages[0].weight[:12].T).numpy(), atol=1e-5)
