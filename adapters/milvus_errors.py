@@ -61,7 +61,7 @@ def mapped(error: Exception, target: str, action: str, collection: str | None = 
             f"{target}: cannot {action}: {message} (Milvus Lite allows one process per path: is another "
             "process using it? Close it or use another path)"
         )
-    if "no data left in file" in lowered:  # Milvus Lite 3.2.2 np.save()s index files in place (not crash-safe)
+    if "no data left in file" in lowered or "not fully written" in lowered:  # Milvus Lite 3.2.2 np.save()s index files in place (not crash-safe)
         return BackendError(
             f"{target}: cannot {action}: a file of the collection's index is cut short ({message}): Milvus Lite "
             "writes its index files in place, so a process killed while it wrote one leaves it truncated and the "

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import pytest
+from tenacity import retry, retry_if_exception, stop_after_attempt, wait_fixed
 
 from smec_vdb import engines
 from smec_vdb.adapters import open_backend
@@ -54,3 +55,14 @@ def make_target(name: str, tmp_path: Path, server_url: Callable[[str], str] | No
 def target_params(names: tuple[str, ...]) -> list[Any]:
     """pytest params for ``target``: server targets marked ``server``."""
     return [name if engines.target(name).embedded else pytest.param(name, marks=pytest.mark.server) for name in names]
+
+
+@retry(stop=stop_after_attempt(4), wait=wait_fixed(1), reraise=True,
+       retry=retry_if_exception(lambda e: getattr(e, "code", None) == 2))  # pymilvus: "Fail connecting"
+def milvus_client(uri: str) -> Any:
+    """pymilvus's ``MilvusClient(uri=uri)`` on a server, as an application makes it, its connect tried again
+    a few times: the milvus-lite server answers keepalive pings with GOAWAY "too many pings", and a connect
+    on that channel then fails once (the adapter retries such errors the same way: :mod:`smec_vdb.retry`)."""
+    from pymilvus import MilvusClient
+
+    return MilvusClient(uri=uri)

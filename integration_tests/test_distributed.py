@@ -25,6 +25,7 @@ from typing import Any, Callable
 
 import numpy as np
 import pytest
+from targets import milvus_client
 
 from faults import CLI, cli_env, clustered_vectors, run_cli, train_compressor
 from smec_vdb.compress.artifact import load as load_compressor
@@ -62,7 +63,7 @@ class Source:
 
     def __init__(self, uri: str) -> None:
         self.uri = uri
-        self.client = pymilvus.MilvusClient(uri=uri)
+        self.client = milvus_client(uri)
         self.name = f"src_{uuid.uuid4().hex[:8]}"
         self.target = f"{self.name}_smec"
         self.vectors = clustered_vectors(N, WIDTH, seed=2)

@@ -14,6 +14,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+from targets import milvus_client
 from test_foreign_layouts import WIDTH, vectors
 
 pytestmark = pytest.mark.server
@@ -40,7 +41,6 @@ def qdrant_source_with_a_big_payload(path: Path, big: int) -> None:
 def test_a_payload_over_the_servers_json_limit_is_refused_in_the_plan_in_one_line(tmp_path, milvus_server_uri):
     """Before: the copy failed after 1,280 points on the 2.3.5 server, every re-run failed the same way, no
     option skipped the point, and a raw pymilvus ``[ERROR]`` line was printed beside ours."""
-    from pymilvus import MilvusClient
 
     qdrant_source_with_a_big_payload(tmp_path / "q", big=7)
     target = f"smectest_{uuid.uuid4().hex[:12]}"
@@ -53,7 +53,7 @@ def test_a_payload_over_the_servers_json_limit_is_refused_in_the_plan_in_one_lin
     assert len(errors) == 1 and errors[0].startswith("error: "), refused.stderr  # no engine log line beside ours
     assert "first ids [7]" in errors[0] and "(limit 65536)" in errors[0] and "--on-bad-payload skip" in errors[0]
     assert not (tmp_path / "c").exists()
-    client = MilvusClient(uri=milvus_server_uri)
+    client = milvus_client(milvus_server_uri)
     try:
         assert not client.has_collection(target)
         done = run_cli(*args, "--on-bad-payload", "skip", "--report", str(tmp_path / "r.json"))
@@ -76,7 +76,7 @@ def custom_source(uri: str, name: str, *, nullable: bool, index: str, partitions
     with a default, both with a scalar index of type ``index``, the dynamic field, a partition."""
     from pymilvus import DataType, MilvusClient
 
-    client = MilvusClient(uri=uri)
+    client = milvus_client(uri)
     try:
         schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=True)
         schema.add_field("doc_id", DataType.VARCHAR, is_primary=True, max_length=64)
@@ -114,9 +114,8 @@ def migrate_between(source_uri: str, target_uri: str, source: str, target: str, 
 
 
 def drop(uri: str, *names: str) -> None:
-    from pymilvus import MilvusClient
 
-    client = MilvusClient(uri=uri)
+    client = milvus_client(uri)
     try:
         for name in names:
             for n in (name, name + "__smec_meta"):
@@ -131,7 +130,6 @@ def drop(uri: str, *names: str) -> None:
 def test_what_milvus_2_3_5_cannot_hold_is_refused_in_the_plan(tmp_path, milvus_server_uri, milvus_lite_server_uri,
                                                               nullable, index, refusal):
     """Before: 2.3.5 silently made a nullable column not nullable, and an INVERTED index failed at create."""
-    from pymilvus import MilvusClient
 
     from smec_vdb.errors import ConfigError
 
@@ -140,7 +138,7 @@ def test_what_milvus_2_3_5_cannot_hold_is_refused_in_the_plan(tmp_path, milvus_s
     try:
         with pytest.raises(ConfigError, match=refusal):
             migrate_between(milvus_lite_server_uri, milvus_server_uri, source, target, tmp_path)
-        client = MilvusClient(uri=milvus_server_uri)
+        client = milvus_client(milvus_server_uri)
         try:
             assert not client.has_collection(target)
         finally:
@@ -152,14 +150,13 @@ def test_what_milvus_2_3_5_cannot_hold_is_refused_in_the_plan(tmp_path, milvus_s
 
 def test_milvus_2_3_5_to_2_3_5_keeps_the_schema_it_can_hold(tmp_path, milvus_server_uri):
     """Before: columns, the Trie/STL_SORT indexes and the partition were gone from the target."""
-    from pymilvus import MilvusClient
 
     source, target = (f"smectest_{uuid.uuid4().hex[:12]}" for _ in range(2))
     custom_source(milvus_server_uri, source, nullable=False, index="Trie")
     try:
         report = migrate_between(milvus_server_uri, milvus_server_uri, source, target, tmp_path)
         assert report["verification"]["passed"], report["verification"]["summary"]
-        client = MilvusClient(uri=milvus_server_uri)
+        client = milvus_client(milvus_server_uri)
         try:
             client.load_collection(target)
             described = {n: client.describe_collection(n) for n in (source, target)}

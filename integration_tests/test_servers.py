@@ -29,6 +29,7 @@ from typing import Iterator
 
 import numpy as np
 import pytest
+from targets import milvus_client
 
 from capabilities import REFUSAL, single_vector
 from smec_vdb.adapters import open_backend
@@ -217,11 +218,10 @@ def scifact_subset() -> tuple[np.ndarray, list[str]]:
 def quick_setup_source(milvus_server_uri, scifact_subset) -> Iterator[str]:
     """SciFact vectors in a collection made as a user would: ``create_collection(name, dimension=...)``;
     one per module (a migration never writes to its source, and each test names its own target)."""
-    from pymilvus import MilvusClient
 
     vectors, doc_ids = scifact_subset
     coll = name()
-    client = MilvusClient(uri=milvus_server_uri)
+    client = milvus_client(milvus_server_uri)
     client.create_collection(coll, dimension=vectors.shape[1], metric_type="COSINE")
     for start in range(0, len(vectors), 500):
         client.insert(coll, [{"id": i, "vector": vectors[i].tolist(), "doc": doc_ids[i]}

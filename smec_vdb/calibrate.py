@@ -119,8 +119,8 @@ def _sample(ref: Reference, count: int, n: int, seed: int) -> tuple[list[PointId
         for p in points:
             u = _share(p.id, seed)
             which = 0 if u < share else 1 if u < 2 * share else None
-            if which is None or p.id in ref.exclude or len(chosen[which]) >= count:
-                continue
+            if which is None or p.id in ref.exclude or ref.vector not in p.vectors or len(chosen[which]) >= count:
+                continue  # a point without the vector (a hybrid collection's sparse-only one) is no query
             v = np.asarray(p.vectors[ref.vector], dtype=np.float32)
             if np.isfinite(v).all() and v.any():
                 chosen[which].append((p.id, v))
@@ -137,7 +137,7 @@ def exact_neighbours(ref: Reference, query_ids: Sequence[PointId], queries: np.n
     best_scores = np.full((len(q), keep), -np.inf, dtype=np.float32)
     best_ids = np.full((len(q), keep), None, dtype=object)
     for points, _ in iterate_points(ref.backend, ref.collection, batch_size=READ_BATCH, with_vectors=[ref.vector]):
-        points = [p for p in points if p.id not in ref.exclude]
+        points = [p for p in points if p.id not in ref.exclude and ref.vector in p.vectors]
         if not points:
             continue
         x = np.stack([np.asarray(p.vectors[ref.vector], dtype=np.float32) for p in points])
