@@ -29,6 +29,7 @@ import json
 import os
 import re
 import shutil
+import threading
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator, Sequence
@@ -122,6 +123,7 @@ class QdrantEdgeBackend:
         self._engine = f"qdrant-edge ({self.store})"
         self._shards: dict[str, Any] = {}
         self._schemas: dict[str, CollectionSchema] = {}
+        self._opening = threading.Lock()  # a shard opened twice fails (its WAL is locked): one opener at a time
         try:
             self.store.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -156,9 +158,10 @@ class QdrantEdgeBackend:
 
     def _shard(self, collection: str) -> tuple[str, Any]:
         name = self._resolve(collection)
-        if name not in self._shards:
-            with engine_errors(self._engine, name):
-                self._shards[name] = self._edge.EdgeShard.load(str(self.store / name / _SHARD_DIR))
+        with self._opening:
+            if name not in self._shards:
+                with engine_errors(self._engine, name):
+                    self._shards[name] = self._edge.EdgeShard.load(str(self.store / name / _SHARD_DIR))
         return name, self._shards[name]
 
     # -- collections ------------------------------------------------------------------
