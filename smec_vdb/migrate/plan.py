@@ -23,6 +23,7 @@ from smec_vdb.backend import Backend, Batch, CollectionSchema, Point, Resolution
 from smec_vdb.collection import FULL, plan_resolutions
 from smec_vdb.errors import ConfigError, MigrationError, UnsupportedSourceError
 from smec_vdb.migrate.options import MigrationEvent, MigrationOptions, ProgressCallback
+from smec_vdb.migrate.recall import QueryPicker, QuerySample
 
 if TYPE_CHECKING:  # torch is imported only when a compressor is loaded (keeps `smec-vdb --help` fast)
     from smec_vdb.compress.base import Compressor
@@ -109,6 +110,8 @@ class Survey:
     #: checked against the target before anything is trained or written
     probe: dict[str, Point] = field(default_factory=dict)
     seen: int = 0
+    #: verification's held-out recall queries, picked in the same pass
+    queries: QuerySample | None = None
 
     def note_probe(self, p: Point) -> None:
         if isinstance(p.id, int) and p.id > getattr(self.probe.get("largest id"), "id", -1):
@@ -124,10 +127,11 @@ class Survey:
 
 
 def survey(backend: Backend, info: SourceInfo, n: int, seed: int, batch: int,
-           progress: ProgressCallback | None) -> Survey:
-    """Reservoir-sample ``n`` usable source vectors (deterministic by seed) and note id kinds, norms and
-    points lacking a carried vector, in one read pass."""
+           progress: ProgressCallback | None, n_queries: int = 0) -> Survey:
+    """Reservoir-sample ``n`` usable source vectors (deterministic by seed), pick ``n_queries`` recall
+    queries, and note id kinds, norms and points lacking a carried vector, in one read pass."""
     rng = np.random.default_rng(seed)
+    picker = QueryPicker(n_queries, seed)
     reservoir = np.empty((min(n, info.count), info.width), dtype=np.float32)
     found = Survey(sample=reservoir)
     filled = 0
@@ -143,6 +147,7 @@ def survey(backend: Backend, info: SourceInfo, n: int, seed: int, batch: int,
         x = stack(points, info.vector, info.width)
         bad = bad_vector_rows(x)
         keep = np.setdiff1d(np.arange(len(points)), bad)
+        picker.offer([points[i].id for i in keep], x[keep])
         if found.non_unit is None and len(keep):
             norms = np.linalg.norm(x[keep], axis=1)
             off = np.flatnonzero(np.abs(norms - 1.0) > UNIT_NORM_TOL)
@@ -160,6 +165,7 @@ def survey(backend: Backend, info: SourceInfo, n: int, seed: int, batch: int,
         if progress:
             progress(MigrationEvent("survey", found.seen, info.count))
     found.sample = reservoir[:filled]
+    found.queries = picker.sample(info.width)
     return found
 
 
@@ -314,7 +320,7 @@ def make_plan(source: Backend, target: Backend, info: SourceInfo, opts: Migratio
     # what the target can hold (vector fields, their names, a server's version) is known before the
     # source is read: refuse it before sampling; the id kind, known after the survey, is checked below
     target.check_schema(schema_with_ids(info, resolutions, opts, "int"))
-    found = survey(source, info, opts.train_sample, opts.seed, opts.batch_size, progress)
+    found = survey(source, info, opts.train_sample, opts.seed, opts.batch_size, progress, opts.verify_queries)
     schema = target_schema(info, found, resolutions, opts)
     target.check_schema(schema)
     target.check_points(schema, found.probe_batch(schema))

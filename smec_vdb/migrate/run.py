@@ -32,6 +32,7 @@ from smec_vdb.backend import Backend, Point
 from smec_vdb.collection import COMPRESSOR_KEY, FULL, SmecCollection
 from smec_vdb.errors import CollectionExistsError, ConfigError, MigrationError, VerificationError
 from smec_vdb.layout import check_engine_support, default_layout
+from smec_vdb.migrate.checkpoint import Progress
 from smec_vdb.migrate.copy import copy, refuse_bad, write_points
 from smec_vdb.migrate.options import CHECKPOINT_KEY, COMPLETE_KEY, MigrationOptions, ProgressCallback, StopCheck
 from smec_vdb.migrate.plan import SourceInfo, Timer, bad_vector_rows, inspect_source, make_plan, obtain_compressor, stored_dims
@@ -39,8 +40,8 @@ from smec_vdb.migrate.verify import diff, verify
 from smec_vdb.retry import retrying
 
 #: the copy phase: :func:`smec_vdb.migrate.copy.copy` in one process, or a scale-out one
-#: (:class:`smec_vdb.migrate.distributed.RayCopy`); same arguments, returns (points written, skipped ids)
-CopyStep = Callable[..., tuple[int, list]]
+#: (:class:`smec_vdb.migrate.distributed.RayCopy`); same arguments, returns (points written, points skipped)
+CopyStep = Callable[..., tuple[int, int]]
 #: the verification: :func:`smec_vdb.migrate.verify.verify`, or a scale-out one (``RayVerify``); same arguments
 VerifyStep = Callable[..., dict[str, Any]]
 
@@ -145,7 +146,6 @@ def migrate(
         resync = _resync(source, target, info, col, opts, timer, progress, should_stop)
         if opts.check:
             return _check_report(info, col, plan, resync, started)
-        skipped = resync.pop("skipped")
         written = col.count()  # points the target holds; this run's rewrites are in resync
     else:
         if state == "fresh":
@@ -155,20 +155,22 @@ def migrate(
                 compressor_path=comp_path, carried=info.carried, sparse=info.schema.sparse,
                 layout=opts.layout or default_layout(target.target, opts.index.kind),
             )
-            checkpoint = {"plan": plan, "cursor": None, "written": 0, "skipped_ids": [],
-                          "compressor_path": str(comp_path), "compressor_hash": comp.manifest_hash}
+            checkpoint = Progress(plan, compressor_path=str(comp_path),
+                                  compressor_hash=comp.manifest_hash).as_record()
             target.set_metadata(name, CHECKPOINT_KEY, checkpoint)
         else:
             col = SmecCollection(target, name, comp)
         assert checkpoint is not None
-        written, skipped = copy_step(source, target, info, col, opts, checkpoint, timer, progress, should_stop)
-    # a scale-out copy records its wall time as "copy" (its workers' read/encode/write seconds overlap)
-    copy_seconds = timer.seconds.get("copy") or sum(timer.seconds.get(p, 0.0) for p in ("read", "encode", "write"))
+        written, _ = copy_step(source, target, info, col, opts, checkpoint, timer, progress, should_stop)
+    # the copy's wall time: its read/encode/write seconds overlap (threads, or Ray workers)
+    copy_seconds = timer.seconds.get("copy", 0.0)
 
     t0 = time.perf_counter()
     verification = verify_step(source, target, info, col, min_recall=opts.min_recall, n_queries=opts.verify_queries,
-                          seed=opts.seed, batch=max(opts.batch_size, 256), progress=progress, should_stop=should_stop)
+                               seed=opts.seed, batch=max(opts.batch_size, 256), progress=progress,
+                               should_stop=should_stop, queries=planned.found.queries)
     timer.add("verify", t0)
+    skipped = verification.pop("skipped_ids")  # the report lists them; metadata keeps the count
     total = time.perf_counter() - started
     report = {
         "source": info.as_dict(),
@@ -190,7 +192,7 @@ def migrate(
         "resync": resync,
         "alias": None,
     }
-    target.set_metadata(name, COMPLETE_KEY, {"plan": plan, "skipped_ids": skipped, "verification": verification})
+    target.set_metadata(name, COMPLETE_KEY, {"plan": plan, "skipped": len(skipped), "verification": verification})
     target.set_metadata(name, CHECKPOINT_KEY, None)
     if not verification["passed"]:
         raise VerificationError(verification["summary"], report=report)
@@ -220,7 +222,7 @@ def _resync(source: Backend, target: Backend, info: SourceInfo, col: SmecCollect
                  delete_extra=None if opts.check else delete_extra, progress=progress, should_stop=should_stop,
                  phase="resync")
     timer.add("resync", t0)
-    return {"drift": drift.as_dict(), "skipped": drift.skipped, **counts}
+    return {"drift": drift.as_dict(), **counts}
 
 
 def _check_report(info: SourceInfo, col: SmecCollection, plan: str, resync: dict[str, Any], started: float
