@@ -32,6 +32,8 @@ if TYPE_CHECKING:
 RECALL_K = 10
 #: the recall check's coarse candidates stay below this fraction of the collection
 BUDGET_FRACTION = 0.1
+#: searches in flight at once (a server answers them in parallel)
+SEARCH_THREADS = 4
 
 
 def recall_budget(n: int, k: int, input_dim: int, coarse_dim: int) -> int:
@@ -130,31 +132,42 @@ class TopK:
 
 
 class Searches:
-    """Coarse-to-fine searches of the target for every query, run in a thread (the target must be final)."""
+    """Coarse-to-fine searches of the target for every query, run by ``threads`` threads in the background
+    (the target must be final): a server answers several at once."""
 
-    def __init__(self, col: SmecCollection, queries: QuerySample, budget: int) -> None:
-        self.results: list[list[PointId]] = []
+    def __init__(self, col: SmecCollection, queries: QuerySample, budget: int, threads: int = SEARCH_THREADS) -> None:
+        self.results: list[list[PointId]] = [[] for _ in queries.ids]
         self.error: BaseException | None = None
         self._cancelled = threading.Event()
-        self._thread = threading.Thread(target=self._run, args=(col, queries, budget), name="smec-recall", daemon=True)
-        self._thread.start()
+        self._next = iter(range(len(queries.ids)))
+        self._lock = threading.Lock()
+        self._threads = [threading.Thread(target=self._run, args=(col, queries, budget), name="smec-recall", daemon=True)
+                         for _ in range(max(1, min(threads, len(queries.ids))))]
+        for thread in self._threads:
+            thread.start()
 
     def _run(self, col: SmecCollection, queries: QuerySample, budget: int) -> None:
         try:
-            for q in queries.vectors:
-                if self._cancelled.is_set():
+            while not self._cancelled.is_set():
+                with self._lock:
+                    row = next(self._next, None)
+                if row is None:
                     return
-                self.results.append([h.id for h in col.search(q, k=RECALL_K + 1, candidates=budget, with_payload=False)])
+                hits = col.search(queries.vectors[row], k=RECALL_K + 1, candidates=budget, with_payload=False)
+                self.results[row] = [h.id for h in hits]
         except BaseException as e:  # noqa: BLE001 - raised by wait()
             self.error = e
+            self._cancelled.set()
 
     def cancel(self) -> None:
         """Stop after the search in flight (the verification failed or was stopped)."""
         self._cancelled.set()
-        self._thread.join()
+        for thread in self._threads:
+            thread.join()
 
     def wait(self) -> list[list[PointId]]:
-        self._thread.join()
+        for thread in self._threads:
+            thread.join()
         if self.error is not None:
             raise self.error
         return self.results

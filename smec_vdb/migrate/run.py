@@ -168,7 +168,7 @@ def migrate(
     t0 = time.perf_counter()
     verification = verify_step(source, target, info, col, min_recall=opts.min_recall, n_queries=opts.verify_queries,
                                seed=opts.seed, batch=max(opts.batch_size, 256), progress=progress,
-                               should_stop=should_stop, queries=planned.found.queries)
+                               should_stop=should_stop, queries=planned.found.queries, timer=timer)
     timer.add("verify", t0)
     skipped = verification.pop("skipped_ids")  # the report lists them; metadata keeps the count
     total = time.perf_counter() - started

@@ -23,6 +23,7 @@ while the target's searches run in a thread.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Generator, Iterator, Sequence
 
@@ -35,7 +36,7 @@ from smec_vdb.migrate.compare import (
 )
 from smec_vdb.migrate.options import MigrationEvent, MigrationInterrupted, ProgressCallback, StopCheck
 from smec_vdb.migrate.pipeline import prefetch
-from smec_vdb.migrate.plan import SourceInfo, bad_vector_rows, stack
+from smec_vdb.migrate.plan import SourceInfo, Timer, bad_vector_rows, stack
 from smec_vdb.migrate.ranges import WHOLE, KeyRange, UnorderedError, order_key, read_pages
 from smec_vdb.migrate.recall import (
     BUDGET_FRACTION, QueryPicker, QuerySample, Searches, TopK, empty_topk, query_budget, recall, recall_budget,
@@ -106,6 +107,7 @@ class _Judge:
     exact: TopK | None
     compare: Compare
     rules: Rules
+    timer: Timer = field(default_factory=Timer)
 
     def rows(self, rows: Sequence[tuple[Point, Point | None]]) -> None:
         if not rows:
@@ -122,12 +124,17 @@ class _Judge:
         if not len(usable):
             return
         if self.exact is not None:
+            t0 = time.perf_counter()
             self.exact.add([points[i].id for i in usable], x[usable])
+            self.timer.add("verify_exact_top_k", t0)
         present = [i for i in usable if rows[i][1] is not None]
         kinds: dict[int, str] = {int(i): MISSING for i in usable if rows[i][1] is None}
         if present:
-            for i, kind in zip(present, self.compare(self._expected(points, x, present), [rows[i][1] for i in present],
-                                                     info.schema.sparse, self.rules)):
+            expected = self._expected(points, x, present)
+            t0 = time.perf_counter()
+            judged = self.compare(expected, [rows[i][1] for i in present], info.schema.sparse, self.rules)
+            self.timer.add("verify_compare", t0)
+            for i, kind in zip(present, judged):
                 if kind is not None:
                     kinds[int(i)] = kind
         for i in sorted(kinds):
@@ -146,7 +153,10 @@ class _Judge:
         names = {r.name for r in self.col.resolutions}
         if FULL in names:
             expected.expect(FULL, unit_rows(x[rows]), normalised=True, kind=FULL_DIFFERS)
-        for name, matrix in self.col.encode(x[rows]).items():
+        t0 = time.perf_counter()
+        fresh = self.col.encode(x[rows])
+        self.timer.add("verify_encode", t0)
+        for name, matrix in fresh.items():
             if name != FULL:
                 expected.expect(name, matrix, normalised=False, kind=ENCODING)
         return expected
@@ -158,8 +168,18 @@ class _Judge:
             self.delete_extra(ids)
 
 
-def _points(pages: Iterator[tuple[list[Point], Any]]) -> Generator[Point, None, None]:
-    for points, _ in prefetch(pages):  # pages read ahead in a thread, points handed out here
+def _timed(pages: Iterator[tuple[list[Point], Any]], timer: Timer, phase: str) -> Iterator[tuple[list[Point], Any]]:
+    while True:
+        t0 = time.perf_counter()
+        page = next(pages, None)
+        timer.add(phase, t0)
+        if page is None:
+            return
+        yield page
+
+
+def _points(pages: Iterator[tuple[list[Point], Any]], timer: Timer, phase: str) -> Generator[Point, None, None]:
+    for points, _ in prefetch(_timed(pages, timer, phase)):  # pages read ahead in a thread, points handed out here
         yield from points
 
 
@@ -167,16 +187,19 @@ def diff(source: Backend, target: Backend, info: SourceInfo, col: SmecCollection
          repair: Repair | None = None, delete_extra: Callable[[list[PointId]], None] | None = None,
          progress: ProgressCallback | None = None, should_stop: StopCheck | None = None,
          phase: str = "verify", key_range: KeyRange = WHOLE, exact: TopK | None = None,
-         compare_fn: Compare = compare, rules: Rules = DEFAULT_RULES) -> Drift:
+         compare_fn: Compare = compare, rules: Rules = DEFAULT_RULES, timer: Timer | None = None) -> Drift:
     """Every difference between source and target within ``key_range`` (see module doc), streamed.
 
     ``repair`` receives each page's missing/differing source points with their vectors; points whose
     migrated vector is NaN/inf/zero are expected absent (skipped). ``delete_extra`` receives target ids
     absent from the source. ``exact`` accumulates the recall queries' exact top-k over the source.
+    ``timer`` gets the seconds of each part (``verify_read_source``, ``verify_read_target`` in the reader
+    threads, ``verify_encode``, ``verify_compare``, ``verify_exact_top_k``).
     """
+    timer = timer if timer is not None else Timer()
     source, target = retrying(source), retrying(target)  # every call below is a read
     top = None if exact is None else TopK(exact.queries, exact.k)
-    judge = _Judge(target, info, col, Drift(), repair, delete_extra, top, compare_fn, rules)
+    judge = _Judge(target, info, col, Drift(), repair, delete_extra, top, compare_fn, rules, timer)
     try:
         _merged(source, target, info, col, batch, judge, progress, should_stop, phase, key_range)
     except UnorderedError:
@@ -185,7 +208,7 @@ def diff(source: Backend, target: Backend, info: SourceInfo, col: SmecCollection
         if judge.repair is not None and judge.drift.kinds:  # never: the first pages show the order
             raise
         top = None if exact is None else TopK(exact.queries, exact.k)
-        judge = _Judge(target, info, col, Drift(), repair, delete_extra, top, compare_fn, rules)
+        judge = _Judge(target, info, col, Drift(), repair, delete_extra, top, compare_fn, rules, timer)
         _by_id(source, target, info, col, batch, judge, progress, should_stop, phase)
     if exact is not None and judge.exact is not None:
         exact.merge(judge.exact)
@@ -201,8 +224,11 @@ def _check_stop(should_stop: StopCheck | None, phase: str) -> None:
 def _merged(source: Backend, target: Backend, info: SourceInfo, col: SmecCollection, batch: int, judge: _Judge,
             progress: ProgressCallback | None, should_stop: StopCheck | None, phase: str, key_range: KeyRange) -> None:
     """Both collections read in id order side by side, merged by id, judged a page at a time."""
-    source_points = _points(read_pages(source, info.name, key_range, batch=batch, with_vectors=info.read_vectors))
-    target_points = _points(read_pages(target, col.name, key_range, batch=batch, with_vectors=True))
+    timer = judge.timer
+    source_points = _points(read_pages(source, info.name, key_range, batch=batch, with_vectors=info.read_vectors),
+                            timer, "verify_read_source")
+    target_points = _points(read_pages(target, col.name, key_range, batch=batch, with_vectors=True), timer,
+                            "verify_read_target")
     s_next, t_next = next(source_points, None), next(target_points, None)
     rows: list[tuple[Point, Point | None]] = []
     extra: list[PointId] = []
@@ -301,18 +327,26 @@ def pick_queries(source: Backend, info: SourceInfo, n_queries: int, seed: int, b
 
 def verify(source: Backend, target: Backend, info: SourceInfo, col: SmecCollection, *, min_recall: float,
            n_queries: int, seed: int, batch: int, progress: ProgressCallback | None = None,
-           should_stop: StopCheck | None = None, queries: QuerySample | None = None) -> dict[str, Any]:
+           should_stop: StopCheck | None = None, queries: QuerySample | None = None,
+           timer: Timer | None = None) -> dict[str, Any]:
     """:func:`diff` and recall@10 in one pass over source and target (module doc); the target's searches
-    run meanwhile. ``queries``: the held-out points (default: picked by a pass over the source)."""
+    run meanwhile. ``queries``: the held-out points (default: picked by a pass over the source);
+    ``timer``: gets the parts' seconds (see :func:`diff`) and ``verify_recall_wait``, the time spent
+    waiting for the searches once the pass is done."""
+    timer = timer if timer is not None else Timer()
     if queries is None:
         queries = pick_queries(source, info, n_queries, seed, batch)
     budget = query_budget(col, queries)
     searches = Searches(col, queries, budget)
     exact = empty_topk(queries)
     try:
-        drift = diff(source, target, info, col, batch, progress=progress, should_stop=should_stop, exact=exact)
+        drift = diff(source, target, info, col, batch, progress=progress, should_stop=should_stop, exact=exact,
+                     timer=timer)
     except BaseException:
         searches.cancel()
         raise
-    recall_at_10, counted = recall(queries, exact, searches.wait())
+    t0 = time.perf_counter()
+    found = searches.wait()
+    timer.add("verify_recall_wait", t0)
+    recall_at_10, counted = recall(queries, exact, found)
     return verdict(info, drift, recall_at_10, counted, budget, min_recall)
