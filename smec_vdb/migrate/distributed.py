@@ -39,7 +39,7 @@ import logging
 import os
 import time
 from contextlib import ExitStack
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Iterator
 
 from smec_vdb.backend import Backend
@@ -184,7 +184,7 @@ class RayCopy:
                 for i, r in enumerate(cuts):
                     target.set_metadata(name, range_key(i), new_range(r.lo, r.hi))
                 count = len(cuts)
-                state = Progress(**{**state.__dict__, "extra": {**state.extra, "ranges": count}})
+                state = replace(state, extra={**state.extra, "ranges": count})
                 target.set_metadata(name, CHECKPOINT_KEY, state.as_record())
                 self.seconds["ranges"] = time.perf_counter() - t0
             records = {i: target.get_metadata(name, range_key(i)) or {} for i in range(int(count))}
@@ -201,9 +201,8 @@ class RayCopy:
             if unfinished:
                 raise MigrationInterrupted(f"ranges {unfinished[:10]} of the copy are unfinished; run the same "
                                            "command again to resume them")
-            state = Progress(**{**state.__dict__, "cursor": None, "copied": True,
-                                "written": sum(int(r["written"]) for r in records.values()),
-                                "skipped": sum(int(r["skipped"]) for r in records.values())})
+            state = replace(state, cursor=None, copied=True, written=sum(int(r["written"]) for r in records.values()),
+                            skipped=sum(int(r["skipped"]) for r in records.values()))
             target.set_metadata(name, CHECKPOINT_KEY, state.as_record())
         for i in range(int(state.extra.get("ranges") or 0)):  # also after a driver killed between fold and cleanup
             target.set_metadata(name, range_key(i), None)
