@@ -363,6 +363,14 @@ def test_embedded_engines_are_refused_before_anything_is_written(tmp_path: Path,
     assert list(tmp_path.iterdir()) == []
 
 
+def test_write_smec_refuses_an_embedded_target_before_writing(tmp_path: Path) -> None:
+    from smec_vdb.migrate.ray import write_smec
+
+    with pytest.raises(SingleWriterError, match="target is milvus-lite"):
+        write_smec(None, Connection("milvus", path=str(tmp_path / "lite.db")), "docs", tmp_path / "nowhere")  # type: ignore[arg-type]
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_cli_refuses_an_embedded_store_with_workers(tmp_path: Path) -> None:
     proc = run_cli("migrate", "--collection", "docs", "--dim", "16", "--path", str(tmp_path / "edge"),
                    "--workers", "2", "--compressor-store", str(tmp_path / "store"), expect=1)

@@ -48,12 +48,16 @@ def write_smec(ds: ray.data.Dataset, target: Connection, collection: str, compre
     ``keep_full`` is False; ``payload_columns``: the columns kept as payload (default: every column
     but the id and the vector); ``id_type``: "int" or "str" (default: from the id column's type);
     ``concurrency`` encoder actors with ``threads`` torch threads each, or ``num_gpus`` GPUs each.
-    Returns ``{"written": n, "skipped": 0}``.
+    Returns ``{"written": n, "skipped": 0}``. An embedded target (one writer process) is a
+    :class:`~smec_vdb.errors.SingleWriterError` before anything is written.
     """
     import ray
 
     from smec_vdb.compress.artifact import load
 
+    from smec_vdb.migrate.distributed import check_distributable
+
+    check_distributable(target, "target")  # the sink's tasks are other processes
     path = Path(compressor) if isinstance(compressor, (str, Path)) else None
     comp = load(compressor) if isinstance(compressor, (str, Path)) else compressor
     columns = ds.columns()
