@@ -55,7 +55,7 @@ from smec_vdb.migrate import CHECKPOINT_KEY, COMPLETE_KEY
 WIDTH = 32
 DIMS = (24, 16)  # a layout whose coarse-to-fine search clears the default recall gate (0.95) at these sizes
 #: points and batch size per target: enough batches that random kills land inside the copy
-SIZES = {"qdrant-edge": (2000, 10), "milvus-lite": (900, 30), "qdrant-local": (240, 12)}
+SIZES = {"qdrant-edge": (4000, 8), "milvus-lite": (900, 30), "qdrant-local": (240, 12)}
 ALIAS = "live"
 FULL_KILLS = int(os.environ.get("SMEC_VDB_KILLS", "20"))
 
