@@ -14,10 +14,14 @@ Two servers, both on loopback ports picked free at start:
 - ``milvus-lite-server``: Milvus Lite over TCP (``milvus-lite server --data-dir D --host 127.0.0.1
   --port N``), exported as ``MILVUS_LITE_URI``; healthy once it answers ``get_server_version``.
 
+Which servers start, and the variable each is exported as, are the engine registry's
+(``smec_vdb.engines``: targets marked ``ci_server``, their ``test_url_env``); :data:`STARTERS` says how.
 Each server's PID (and the 2.3.5 wrapper's child ``milvus`` PID) goes to a file under the state
 directory. ``stop`` sends SIGINT (the 2.3.5 wrapper then ends its child; Milvus Lite shuts down
-gracefully), waits, escalates to SIGKILL, and checks that no recorded process survives.
-Only the standard library and pymilvus (for the gRPC health check) are used.
+gracefully), waits, escalates to SIGTERM and SIGKILL, and checks that no recorded process survives.
+Processes are psutil's (children, environment, waiting with a timeout, and no signal to a PID the
+system has since given to another process); what stays hand-written is what no library knows:
+the ports, the health checks and the order of start-up. pymilvus does the gRPC health check.
 """
 
 from __future__ import annotations
@@ -33,6 +37,8 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+
+import psutil
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_STATE = ROOT / ".ci" / ".servers"
@@ -54,17 +60,9 @@ def free_port() -> int:
 def alive(pid: int) -> bool:
     """Whether ``pid`` runs (a zombie counts as gone)."""
     try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (FileNotFoundError, ProcessLookupError, IndexError):
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
         return False
-    return state != "Z"
-
-
-def children(pid: int) -> list[int]:
-    try:
-        return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
-    except FileNotFoundError:
-        return []
 
 
 def log_tail(path: Path) -> str:
@@ -154,14 +152,16 @@ def start_milvus_server(state: Path) -> str:
     logs = [log, data / "logs" / "milvus-stderr.log"]
 
     def child_ports() -> tuple[int, int, int] | None:
-        kids = children(proc.pid)
         config = data / "configs" / "milvus.yaml"
+        try:
+            kids = psutil.Process(proc.pid).children()
+            metrics = kids[0].environ().get("METRICS_PORT") if kids else None
+        except psutil.NoSuchProcess:
+            return None
         if not kids or not config.exists():
             return None
-        env = Path(f"/proc/{kids[0]}/environ").read_bytes().split(b"\0")
-        metrics = next((int(e.split(b"=", 1)[1]) for e in env if e.startswith(b"METRICS_PORT=")), None)
         proxy = proxy_port(config.read_text())
-        return (kids[0], proxy, metrics) if proxy and metrics else None
+        return (kids[0].pid, proxy, int(metrics)) if proxy and metrics else None
 
     child, port, metrics = wait_until(child_ports, proc.pid, "milvus-server", logs)
     (state / "milvus-server.child.pid").write_text(str(child))
@@ -183,15 +183,32 @@ def start_milvus_lite_server(state: Path) -> str:
     return uri
 
 
+#: how each server target the engine registry marks ``ci_server`` is started here (name -> starter)
+STARTERS = {"milvus-server": start_milvus_server, "milvus-lite-server": start_milvus_lite_server}
+
+
+def ci_servers() -> list:
+    """The registry's targets that CI starts (:attr:`smec_vdb.engines.Target.ci_server`), each with a starter."""
+    from smec_vdb import engines
+
+    wanted = [t for t in engines.targets().values() if t.ci_server]
+    missing = [t.name for t in wanted if t.name not in STARTERS or not t.test_url_env]
+    if missing:
+        raise SystemExit(f"no starter (or no url variable) for the CI server target(s) {', '.join(missing)}: "
+                         "add one to STARTERS in .ci/servers.py")
+    return wanted
+
+
 def start(state: Path) -> None:
     if any(state.glob("*.pid")):
         raise SystemExit(f"servers already started from {state}: run `python .ci/servers.py stop` first")
-    for leftover in ("milvus-server", "milvus-lite-server"):  # data of an earlier run: start empty
-        shutil.rmtree(state / leftover, ignore_errors=True)
+    servers = ci_servers()
+    for server in servers:  # data of an earlier run: start empty
+        shutil.rmtree(state / server.name, ignore_errors=True)
     state.mkdir(parents=True, exist_ok=True)
     t0 = time.monotonic()
     try:
-        uris = {"MILVUS_URI": start_milvus_server(state), "MILVUS_LITE_URI": start_milvus_lite_server(state)}
+        uris = {server.test_url_env: STARTERS[server.name](state) for server in servers}
     except BaseException:
         stop(state)
         raise
@@ -204,25 +221,34 @@ def stop(state: Path) -> None:
     """SIGINT every recorded server, then SIGTERM, then SIGKILL what is left, and fail if anything survives.
 
     After the full test run one server process outlived SIGINT by 30 s (seen in CI), so each signal
-    gets :data:`STOP_TIMEOUT_S` before the next, harder one."""
+    gets :data:`STOP_TIMEOUT_S` before the next, harder one. The 2.3.5 wrapper's child gets only the
+    SIGKILL: the wrapper ends it on the gentler signals."""
     pid_files = sorted(state.glob("*.pid"))
-    pids = {f: int(f.read_text()) for f in pid_files}
+    remaining: list[psutil.Process] = []
+    leaders: list[psutil.Process] = []
+    for f in pid_files:
+        try:
+            process = psutil.Process(int(f.read_text()))
+        except psutil.NoSuchProcess:
+            continue
+        remaining.append(process)
+        if not f.name.endswith(".child.pid"):
+            leaders.append(process)
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGKILL):
-        for f, pid in pids.items():
-            if alive(pid) and (sig == signal.SIGKILL or not f.name.endswith(".child.pid")):
+        for process in remaining:
+            if sig == signal.SIGKILL or process in leaders:
                 if sig != signal.SIGINT:
-                    print(f"pid {pid} still running {STOP_TIMEOUT_S:.0f} s after the last signal: {sig.name}",
+                    print(f"pid {process.pid} still running {STOP_TIMEOUT_S:.0f} s after the last signal: {sig.name}",
                           file=sys.stderr)
-                os.kill(pid, sig)
-        deadline = time.monotonic() + STOP_TIMEOUT_S
-        while time.monotonic() < deadline and any(alive(p) for p in pids.values()):
-            time.sleep(0.2)
-        if not any(alive(p) for p in pids.values()):
+                try:
+                    process.send_signal(sig)
+                except psutil.NoSuchProcess:
+                    pass
+        remaining = [p for p in psutil.wait_procs(remaining, timeout=STOP_TIMEOUT_S)[1] if alive(p.pid)]
+        if not remaining:
             break
-    time.sleep(0.5)
-    survivors = [p for p in pids.values() if alive(p)]
-    if survivors:
-        raise SystemExit(f"processes still running after stop: {survivors}")
+    if remaining:
+        raise SystemExit(f"processes still running after stop: {[p.pid for p in remaining]}")
     for f in pid_files:
         f.unlink()
 

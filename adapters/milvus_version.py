@@ -18,12 +18,13 @@ Example::
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
+from smec_vdb.adapters.server_version import leading_version
+
 MULTI_VECTOR_SINCE = (2, 4)
+INVERTED_SINCE = (2, 4)
 NULLABLE_SINCE = (2, 5)
-_SERVER_VERSION = re.compile(r"v?(\d+)\.(\d+)(?:\.(\d+))?")
 
 
 @dataclass(frozen=True)
@@ -44,16 +45,21 @@ class MilvusCapabilities:
         """Nullable scalar fields with an INVERTED index (Milvus >= 2.5): typed payload columns."""
         return self.release is None or self.release[:2] >= NULLABLE_SINCE
 
+    @property
+    def inverted_index(self) -> bool:
+        """The INVERTED (and BITMAP) scalar index (Milvus >= 2.4; 2.3.5 has Trie and STL_SORT only)."""
+        return self.release is None or self.release[:2] >= INVERTED_SINCE
+
     def describe(self) -> str:
         return f"Milvus {self.version}" if self.release is not None else f"Milvus Lite ({self.version})"
 
 
 def capabilities(reported: str) -> MilvusCapabilities:
-    """Parse what ``get_server_version()`` returned; anything that is not ``[v]X.Y[.Z]…`` is Milvus Lite."""
-    match = _SERVER_VERSION.match(reported.strip())
-    if match is None:
+    """Read what ``get_server_version()`` returned; a string that starts with no version is Milvus Lite."""
+    version = leading_version(reported)
+    if version is None:
         return MilvusCapabilities(reported)
-    major, minor, patch = (int(g) if g else 0 for g in match.groups())
+    major, minor, patch = (*version.release, 0, 0)[:3]
     return MilvusCapabilities(reported, (major, minor, patch))
 
 

@@ -25,14 +25,17 @@ Example::
 from __future__ import annotations
 
 import math
-import re
+from pathlib import Path
 from typing import Any, Sequence, cast
 
 import numpy as np
+from packaging.version import Version
 
 from smec_vdb.adapters import rerank
 from smec_vdb.adapters.errors import engine_errors
-from smec_vdb.backend import UNNAMED, Batch, CollectionSchema, Filter, Hit, Point, PointId, Resolution, SearchStage
+from smec_vdb.backend import (
+    UNNAMED, Batch, ClosingContext, CollectionSchema, Filter, Hit, PayloadLimits, Point, PointId, Resolution, SearchStage,
+)
 from smec_vdb.adapters.qdrant_common import (
     SMEC_ID_KEY,
     build_filter,
@@ -41,13 +44,17 @@ from smec_vdb.adapters.qdrant_common import (
     cursor_id,
     decode_id,
     encode_id,
+    held,
+    mapping_notes,
+    point_vectors,
     public_payload,
     schema_from_json,
     schema_to_json,
     split_vectors,
     stored_payload,
 )
-from smec_vdb.adapters.qdrant_layout import client_vector_params, quantization_search
+from smec_vdb.adapters.qdrant_layout import check_storage, client_vector_params, quantization_search
+from smec_vdb.adapters.server_version import leading_version
 from smec_vdb.adapters.qdrant_requests import (
     DEFAULT_REQUEST_BUDGET,
     MAX_POINTS_PER_REQUEST,
@@ -57,7 +64,7 @@ from smec_vdb.adapters.qdrant_requests import (
     rest_shape,
 )
 from smec_vdb.adapters.validation import (
-    check_batch,
+    CheckedBatch,
     check_filter,
     check_id,
     check_limit,
@@ -66,20 +73,27 @@ from smec_vdb.adapters.validation import (
     check_stages,
 )
 from smec_vdb.layout import placements
-from smec_vdb.errors import CollectionExistsError, CollectionNotFoundError, ConfigError, ServerVersionError
+from smec_vdb.errors import CollectionExistsError, CollectionNotFoundError, ConfigError, ServerVersionError, public_url
 
 SCHEMA_KEY = "_smec_schema"
 #: seconds per request on a server (qdrant-client would otherwise use httpx's 5 s)
 DEFAULT_TIMEOUT = 60.0
 #: collection metadata (where the schema, compressor record and checkpoint live) exists from 1.16
-MIN_SERVER_VERSION = (1, 16)
+MIN_SERVER_VERSION = Version("1.16")
 #: KB of vectors in a segment above which a server builds its HNSW graphs (server default 10,000)
 INDEXING_THRESHOLD_KB = 1
 _DISTANCES = {"cosine": "Cosine", "dot": "Dot", "euclid": "Euclid", "manhattan": "Manhattan"}
-_PAYLOAD_TYPES = {"keyword": "keyword", "integer": "integer", "float": "float", "bool": "bool"}
+#: collection settings a server shards and replicates by, carried from a source server to a target server
+SHARDING = ("shard_number", "replication_factor", "write_consistency_factor")
+#: a server parses REST bodies with serde_json, whose recursion limit is 128 (read, not run here)
+SERVER_PAYLOAD_LIMITS = PayloadLimits(max_depth=128)
+#: the longest JSON a float32 component takes (e.g. ``-1.2345678901234567e-05,``)
+MAX_FLOAT_JSON_BYTES = 25
+#: a collection name as long as Qdrant allows: a request's size is measured with it (an upper bound)
+_LONGEST_NAME = "c" * 255
 
 
-class QdrantBackend:
+class QdrantBackend(ClosingContext):
     """Backend over qdrant-client. Exactly one of ``url`` (server) or ``path`` (embedded) is given.
 
     Server only: ``timeout`` seconds per request (default :data:`DEFAULT_TIMEOUT`), ``prefer_grpc``
@@ -104,12 +118,15 @@ class QdrantBackend:
         self._models = models
         self.local = url is None
         self.target = "qdrant-local" if self.local else "qdrant-server"
+        self.location = public_url(url) if url is not None else path if path == ":memory:" else str(Path(cast(str, path)).resolve())
         self._engine = f"qdrant ({url or path})"
         self._schemas: dict[str, CollectionSchema] = {}
         self._grpc = prefer_grpc
         self._budget = check_budget(request_budget)
-        #: (major, minor) of the server; None in local mode
-        self.server_version: tuple[int, int] | None = None
+        #: what upsert checks of each payload itself (a server's request size is measured exactly when sending)
+        self._limits = PayloadLimits() if url is None else SERVER_PAYLOAD_LIMITS
+        #: the server's version; None in local mode
+        self.server_version: Version | None = None
         with engine_errors(self._engine):
             if self.local:
                 self._client = QdrantClient(location=":memory:") if path == ":memory:" else QdrantClient(path=path)
@@ -123,16 +140,16 @@ class QdrantBackend:
             self._client.close()
             raise
 
-    def _check_server_version(self) -> tuple[int, int]:
-        """The server's (major, minor); a ServerVersionError below :data:`MIN_SERVER_VERSION`."""
+    def _check_server_version(self) -> Version:
+        """The server's version; a ServerVersionError below :data:`MIN_SERVER_VERSION` (pre-releases of a
+        release count as that release)."""
         with engine_errors(self._engine):  # unreachable: a retriable BackendError naming the (masked) url
             reported = str(self._client.info().version)
         version = parse_version(reported, self._engine)
-        if version < MIN_SERVER_VERSION:
-            needed = ".".join(map(str, MIN_SERVER_VERSION))
+        if Version(version.base_version) < MIN_SERVER_VERSION:
             raise ServerVersionError(
                 f"{self._engine}: server version {reported} is too old: smec-vdb keeps each collection's schema, "
-                f"compressor record and checkpoint in collection metadata, which needs Qdrant >= {needed}; "
+                f"compressor record and checkpoint in collection metadata, which needs Qdrant >= {MIN_SERVER_VERSION}; "
                 "upgrade the server (nothing was written)"
             )
         return version
@@ -154,7 +171,7 @@ class QdrantBackend:
         check_creatable(schema, self._engine)
         placed = placements(schema)  # layout: on_disk / m=0 / quantization per resolution
         vectors = {
-            r.name: client_vector_params(m, r.dim, m.Distance(_DISTANCES[schema.distance_of(r.name)]), placed[r.name])
+            r.name: client_vector_params(m, r, m.Distance(_DISTANCES[schema.distance_of(r.name)]), placed[r.name])
             for r in schema.resolutions
         }
         sparse = {name: m.SparseVectorParams() for name in schema.sparse} or None
@@ -168,17 +185,38 @@ class QdrantBackend:
                 collection, vectors_config=vectors, sparse_vectors_config=sparse,
                 hnsw_config=None if self.local else hnsw_config, optimizers_config=optimizers,
                 metadata={SCHEMA_KEY: schema_to_json(schema)},
+                **({} if self.local else self._sharding(schema)),
             )
             if not self.local:  # local mode accepts payload indexes but ignores them (and warns)
                 for field_name, kind in schema.payload_indexes.items():
-                    self._client.create_payload_index(collection, field_name, m.PayloadSchemaType(_PAYLOAD_TYPES[kind]))
-        self._schemas[collection] = schema
+                    self._client.create_payload_index(collection, field_name, m.PayloadSchemaType(kind))
+        self._schemas[collection] = held(schema)
+
+    @staticmethod
+    def _sharding(schema: CollectionSchema) -> dict[str, Any]:
+        """``create_collection`` keywords for the schema's shard number, replication and write consistency."""
+        return {key: int(value) for key, value in schema.sharding.items() if key in SHARDING}
 
     def check_schema(self, schema: CollectionSchema) -> None:
         check_creatable(schema, self._engine)
+        for r in schema.resolutions:
+            check_storage(r, self._engine)
 
     def check_points(self, schema: CollectionSchema, batch: Batch) -> None:
-        check_points(schema, batch)
+        checked = check_points(schema, batch, self._limits)
+        self._requests(_LONGEST_NAME, checked.ids, self._point_structs(checked))  # a point over the request budget
+
+    def payload_limits(self, schema: CollectionSchema) -> PayloadLimits:
+        """Local mode: none of its own. A server: serde_json's nesting limit, and the request budget less
+        a point's vectors at their longest JSON (upsert measures each point exactly)."""
+        if self.local:
+            return self._limits
+        vector_bytes = sum(r.dim * MAX_FLOAT_JSON_BYTES for r in schema.resolutions) + len(schema.sparse) * 64
+        return PayloadLimits(max_depth=SERVER_PAYLOAD_LIMITS.max_depth,
+                             max_json_bytes=max(0, self._budget - vector_bytes - 1024))
+
+    def mapping_notes(self, schema: CollectionSchema) -> dict[str, str]:
+        return mapping_notes(schema, self.target, payload_indexes=not self.local, sharding=not self.local)
 
     def schema(self, collection: str) -> CollectionSchema:
         if collection not in self._schemas:
@@ -187,11 +225,12 @@ class QdrantBackend:
 
     def _read_schema(self, collection: str) -> CollectionSchema:
         with engine_errors(self._engine, collection):
-            config = self._client.get_collection(collection).config
+            info = self._client.get_collection(collection)
+        config = info.config
         stored = (config.metadata or {}).get(SCHEMA_KEY)
         if stored is not None:
             return schema_from_json(stored)
-        return foreign_schema(collection, config.params)
+        return foreign_schema(collection, info)
 
     def drop(self, collection: str) -> None:
         self._schemas.pop(collection, None)
@@ -205,20 +244,20 @@ class QdrantBackend:
 
     # -- points -----------------------------------------------------------------------
     def upsert(self, collection: str, batch: Batch) -> None:
-        checked = check_batch(self.schema(collection), batch)
-        rows = {name: matrix.tolist() for name, matrix in checked.vectors.items()}
-        points = []
-        for row, point_id in enumerate(checked.ids):
-            qid, original = encode_id(point_id)
-            vector: dict[str, Any] = {name: values[row] for name, values in rows.items()}
-            for name, entries in checked.sparse.items():
-                if (entry := entries[row]) is not None:
-                    vector[name] = self._models.SparseVector(indices=list(entry.indices), values=list(entry.values))
-            payload = stored_payload(checked.payloads[row], point_id, original)
-            points.append(self._models.PointStruct(id=qid, vector=vector, payload=payload))
+        checked = check_points(self.schema(collection), batch, self._limits)
+        points = self._point_structs(checked)
         for chunk in self._requests(collection, checked.ids, points):
             with engine_errors(self._engine, collection):
                 self._client.upsert(collection, points[chunk.start : chunk.stop], wait=True)
+
+    def _point_structs(self, checked: CheckedBatch) -> list[Any]:
+        points = []
+        for row, point_id in enumerate(checked.ids):
+            qid, original = encode_id(point_id)
+            vector = point_vectors(checked, row, self._models.SparseVector)
+            payload = stored_payload(checked.payloads[row], point_id, original)
+            points.append(self._models.PointStruct(id=qid, vector=vector, payload=payload))
+        return points
 
     def _requests(self, collection: str, ids: Sequence[PointId], points: list[Any]) -> list[range]:
         """Index ranges of ``points``, one upsert request each (sized by bytes on a server).
@@ -382,6 +421,10 @@ class QdrantBackend:
                     return description.collection_name
         return None
 
+    def aliases(self, collection: str) -> list[str]:
+        with engine_errors(self._engine, collection):
+            return sorted(a.alias_name for a in self._client.get_collection_aliases(collection).aliases)
+
     def delete_alias(self, alias: str) -> None:
         m = self._models
         self._schemas.pop(alias, None)
@@ -396,28 +439,37 @@ class QdrantBackend:
             self._client.close()
 
 
-def parse_version(reported: str, engine: str) -> tuple[int, int]:
-    """(major, minor) of a version string such as ``1.16.2`` or ``v1.17.0-dev``."""
-    found = re.match(r"v?(\d+)\.(\d+)", reported.strip())
-    if found is None:
+def parse_version(reported: str, engine: str) -> Version:
+    """The version a server reports, such as ``1.16.2`` or ``v1.17.0-dev`` (PEP 440, :mod:`packaging.version`)."""
+    version = leading_version(reported)
+    if version is None:
         raise ServerVersionError(f"{engine}: cannot read the server version: expected major.minor[.patch], "
                                  f"found {reported!r}")
-    return int(found.group(1)), int(found.group(2))
+    return version
 
 
-def foreign_schema(collection: str, params: Any) -> CollectionSchema:
-    """The schema of a collection smec-vdb did not create (e.g. qdrant-client's quickstart): its dense
-    vectors widest first (the unnamed one as :data:`UNNAMED`), each with its distance, its sparse
-    vectors, and ``id_type`` "any" (Qdrant allows integer and UUID ids side by side)."""
+def foreign_schema(collection: str, info: Any) -> CollectionSchema:
+    """The schema of a collection smec-vdb did not create (e.g. qdrant-client's quickstart), from its
+    ``get_collection`` info: its dense vectors widest first (the unnamed one as :data:`UNNAMED`), each with
+    its distance, datatype and multivector config; its sparse vectors; its payload indexes with their
+    types (``payload_schema``; a server reports them, local mode never does); its sharding; and
+    ``id_type`` "any" (Qdrant allows integer and UUID ids side by side)."""
+    params = info.config.params
     vectors = params.vectors
     if vectors is None:
         vectors = {}
     elif not isinstance(vectors, dict):
         vectors = {UNNAMED: vectors}
     resolutions = sorted(
-        (Resolution(name, p.size, p.distance.value.lower()) for name, p in vectors.items()), key=lambda r: -r.dim
+        (Resolution(name, p.size, p.distance.value.lower(), datatype=p.datatype.value if p.datatype else "float32",
+                    multivector=p.multivector_config is not None)
+         for name, p in vectors.items()), key=lambda r: -r.dim
     )
     if not resolutions:
         raise ConfigError(f"collection {collection!r} has no dense vector to compress (only sparse ones)")
+    sharding = {key: value for key in SHARDING if (value := getattr(params, key, None)) is not None}
+    payload_indexes = {key: str(getattr(index.data_type, "value", index.data_type))
+                       for key, index in sorted((info.payload_schema or {}).items())}
     return CollectionSchema(resolutions=tuple(resolutions), distance=resolutions[0].distance or "cosine",
-                            id_type="any", sparse=tuple(sorted((params.sparse_vectors or {}).keys())))
+                            id_type="any", sparse=tuple(sorted((params.sparse_vectors or {}).keys())),
+                            payload_indexes=payload_indexes, sharding=sharding)  # type: ignore[arg-type]

@@ -10,13 +10,13 @@ on an integer- or UUID-id point is an ordinary payload key, kept and returned un
 from __future__ import annotations
 
 import uuid
-from dataclasses import asdict
-from typing import Any, Mapping
+from dataclasses import asdict, replace
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from smec_vdb.adapters.validation import check_batch
-from smec_vdb.backend import UNNAMED, Batch, CollectionSchema, IndexParams, PointId, Resolution, SparseVector
+from smec_vdb.adapters.validation import CheckedBatch, check_batch
+from smec_vdb.backend import UNNAMED, Batch, CollectionSchema, IndexParams, PayloadLimits, PointId, Resolution, SparseVector
 from smec_vdb.errors import ConfigError, DataError
 from smec_vdb.filters import And, AnyOf, Condition, Or, Range
 from smec_vdb.layout import Layout
@@ -85,16 +85,55 @@ def split_vectors(raw: Any) -> tuple[dict[str, np.ndarray], dict[str, SparseVect
     for name, v in raw.items():
         if hasattr(v, "indices"):
             sparse[name] = SparseVector.of(v.indices, v.values)
-        else:
+        else:  # a multivector comes back as a list of rows: a (tokens, dim) matrix
             dense[name] = np.asarray(v, dtype=np.float32)
     return dense, sparse
 
 
-def check_points(schema: CollectionSchema, batch: Batch) -> None:
-    """What upserting ``batch`` would refuse (ids, widths, values, a payload key that clashes with the id map)."""
+def check_points(schema: CollectionSchema, batch: Batch, limits: PayloadLimits) -> CheckedBatch:
+    """What upserting ``batch`` would refuse (ids, widths, values, a payload key that clashes with the id map,
+    a payload beyond the engine's ``limits``); returns the checked batch."""
     checked = check_batch(schema, batch)
+    if any(p is not None for p in checked.partitions or ()):
+        raise DataError("Qdrant has no partitions: write the points without one (a partition is a Milvus feature)")
     for point_id, payload in zip(checked.ids, checked.payloads):
         stored_payload(payload, point_id, encode_id(point_id)[1])
+        problem = limits.problem(payload)
+        if problem is not None:
+            raise DataError(f"payload of id {point_id!r}: {problem}; Qdrant cannot store it as it is")
+    return checked
+
+
+def point_vectors(checked: CheckedBatch, row: int, sparse_vector: Any) -> dict[str, Any]:
+    """Point ``row``'s vectors as Qdrant takes them: each dense one it has (a multivector as a list of
+    rows), each sparse one it has (``sparse_vector(indices=, values=)``: the client's or Edge's class)."""
+    vectors: dict[str, Any] = {name: values[row].tolist() for name, values in checked.vectors.items()
+                               if checked.has(name, row)}
+    for name, entries in checked.sparse.items():
+        if (entry := entries[row]) is not None:
+            vectors[name] = sparse_vector(indices=list(entry.indices), values=list(entry.values))
+    return vectors
+
+
+def mapping_notes(schema: CollectionSchema, engine: str, *, payload_indexes: bool, sharding: bool) -> dict[str, str]:
+    """How a Qdrant engine holds ``schema`` where it differs from as given (see Backend.mapping_notes)."""
+    notes = {}
+    if schema.id_type in ("str", "any"):
+        notes["ids"] = (f"string ids that are not UUIDs are stored under uuid5 of the id, the original in payload "
+                        f"key {SMEC_ID_KEY!r} (read back as the id)")
+    if schema.payload_indexes and not payload_indexes:
+        notes["payload_indexes"] = f"recorded, not built: {engine} has no payload indexes (filters scan)"
+    if schema.sharding and not sharding:
+        notes["sharding"] = f"not kept: {engine} holds one shard"
+    if schema.partitions:
+        notes["partitions"] = "not kept: Qdrant has no partitions (each point keeps its payload, not its partition)"
+    return notes
+
+
+def held(schema: CollectionSchema) -> CollectionSchema:
+    """``schema`` as a Qdrant collection holds it: no partitions, typed columns or named key (a payload is
+    schemaless, a point id has no name); :func:`mapping_notes` says so before it is created."""
+    return replace(schema, partitions=(), columns=(), primary=None, dynamic_field=True)
 
 
 def check_creatable(schema: CollectionSchema, engine: str) -> None:
@@ -146,9 +185,21 @@ def build_filter(condition: Condition, models: Any, range_cls: Any, *, match_boo
     return top if isinstance(top, models.Filter) else models.Filter(must=[top])
 
 
+def _resolution_to_json(r: Resolution) -> list[Any]:
+    """``[name, dim]``, then the distance if any, then the storage if not plain (older files have the first two or three)."""
+    storage = {} if r.plain else {"datatype": r.datatype, "multivector": r.multivector}
+    return [r.name, r.dim] + ([r.distance] if r.distance or storage else []) + ([storage] if storage else [])
+
+
+def _resolution_from_json(item: Sequence[Any]) -> Resolution:
+    storage = item[3] if len(item) > 3 else {}
+    return Resolution(item[0], int(item[1]), item[2] if len(item) > 2 else None, **storage)
+
+
 def schema_to_json(schema: CollectionSchema) -> dict[str, Any]:
     return {
-        "resolutions": [[r.name, r.dim] + ([r.distance] if r.distance else []) for r in schema.resolutions],
+        "resolutions": [_resolution_to_json(r) for r in schema.resolutions],
+        **({"sharding": dict(schema.sharding)} if schema.sharding else {}),
         "sparse": list(schema.sparse),
         "distance": schema.distance,
         "id_type": schema.id_type,
@@ -160,7 +211,8 @@ def schema_to_json(schema: CollectionSchema) -> dict[str, Any]:
 
 def schema_from_json(data: Mapping[str, Any]) -> CollectionSchema:
     return CollectionSchema(
-        resolutions=tuple(Resolution(r[0], int(r[1]), r[2] if len(r) > 2 else None) for r in data["resolutions"]),
+        resolutions=tuple(_resolution_from_json(r) for r in data["resolutions"]),
+        sharding=dict(data.get("sharding", {})),
         sparse=tuple(data.get("sparse", ())),
         distance=data["distance"],
         id_type=data["id_type"],

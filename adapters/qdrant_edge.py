@@ -24,7 +24,6 @@ Example::
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import re
@@ -35,9 +34,10 @@ from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 import numpy as np
+from filelock import FileLock
 
 from smec_vdb.adapters.errors import engine_errors
-from smec_vdb.backend import Batch, CollectionSchema, Filter, Hit, Point, PointId, SearchStage
+from smec_vdb.backend import Batch, ClosingContext, CollectionSchema, Filter, Hit, PayloadLimits, Point, PointId, SearchStage
 from smec_vdb.adapters.qdrant_common import (
     SMEC_ID_KEY,
     build_filter,
@@ -46,15 +46,17 @@ from smec_vdb.adapters.qdrant_common import (
     cursor_id,
     decode_id,
     encode_id,
+    held,
+    mapping_notes,
+    point_vectors,
     public_payload,
     schema_from_json,
     schema_to_json,
     split_vectors,
     stored_payload,
 )
-from smec_vdb.adapters.qdrant_layout import edge_vector_params, quantization_search
+from smec_vdb.adapters.qdrant_layout import check_storage, edge_vector_params, quantization_search
 from smec_vdb.adapters.validation import (
-    check_batch,
     check_filter,
     check_id,
     check_limit,
@@ -70,7 +72,11 @@ UPSERT_CHUNK = 1024
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
 _SCHEMA_FILE, _METADATA_FILE, _SHARD_DIR, _ALIASES_FILE = "schema.json", "metadata.json", "shard", "aliases.json"
 _MARKER_FILE, _ALIASES_LOCK = ".smec-collection", "aliases.lock"
-_PAYLOAD_TYPES = {"keyword": "Keyword", "integer": "Integer", "float": "Float", "bool": "Bool"}
+_PAYLOAD_TYPES = {"keyword": "Keyword", "integer": "Integer", "float": "Float", "bool": "Bool", "text": "Text",
+                  "datetime": "Datetime", "uuid": "Uuid", "geo": "Geo"}
+#: Edge's payload decoder stops at a recursion limit of 128 nested objects/arrays, the payload included
+#: (measured: 127 levels under a key store, 128 fail "recursion limit exceed")
+PAYLOAD_LIMITS = PayloadLimits(max_depth=128)
 
 
 def _check_name(name: str, what: str = "collection") -> str:
@@ -106,8 +112,8 @@ def _made_by_us(directory: Path) -> bool:
     return directory.is_dir() and {p.name for p in directory.iterdir()} <= {_SHARD_DIR}
 
 
-class QdrantEdgeBackend:
-    """Backend over qdrant-edge-py: one EdgeShard per collection under ``store``.
+class QdrantEdgeBackend(ClosingContext):
+    """Backend over qdrant-edge-py: one EdgeShard per collection under the store directory ``path``.
 
     Cosine collections store normalised vectors: ``scroll``/``retrieve`` return v/‖v‖.
     """
@@ -115,11 +121,12 @@ class QdrantEdgeBackend:
     target = "qdrant-edge"
     supports_aliases = True
 
-    def __init__(self, store: str | os.PathLike[str]) -> None:
+    def __init__(self, path: str | os.PathLike[str]) -> None:
         import qdrant_edge
 
         self._edge = qdrant_edge
-        self.store = Path(store)
+        self.store = Path(path)
+        self.location = str(self.store.resolve())
         self._engine = f"qdrant-edge ({self.store})"
         self._shards: dict[str, Any] = {}
         self._schemas: dict[str, CollectionSchema] = {}
@@ -136,16 +143,15 @@ class QdrantEdgeBackend:
     @contextmanager
     def _aliases_locked(self) -> Iterator[dict[str, str]]:
         """The alias map under an exclusive lock, written back atomically (if changed) on exit."""
-        with open(self.store / _ALIASES_LOCK, "a") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            try:
-                aliases = self._aliases()
-                before = dict(aliases)
-                yield aliases
-                if aliases != before:
-                    _write_json(self.store / _ALIASES_FILE, aliases)
-            finally:
-                fcntl.flock(lock, fcntl.LOCK_UN)
+        with FileLock(self.store / _ALIASES_LOCK):
+            aliases = self._aliases()
+            before = dict(aliases)
+            yield aliases
+            if aliases != before:
+                _write_json(self.store / _ALIASES_FILE, aliases)
+
+    def aliases(self, collection: str) -> list[str]:
+        return sorted(alias for alias, target in self._aliases().items() if target == collection)
 
     def _resolve(self, name: str) -> str:
         """The collection ``name`` designates (itself, or an alias's target); CollectionNotFoundError if none."""
@@ -196,7 +202,7 @@ class QdrantEdgeBackend:
             hnsw = e.HnswIndexConfig(m=schema.index.m, ef_construct=schema.index.ef_construct, full_scan_threshold=10_000)
         placed = placements(schema)  # layout: graph / memory tier / quantization per resolution
         config = e.EdgeConfig(
-            vectors={r.name: edge_vector_params(e, r.dim, distances[schema.distance_of(r.name)], placed[r.name], schema.index)
+            vectors={r.name: edge_vector_params(e, r, distances[schema.distance_of(r.name)], placed[r.name], schema.index)
                      for r in schema.resolutions},
             sparse_vectors={name: e.EdgeSparseVectorParams() for name in schema.sparse} or None,
             hnsw_config=hnsw,
@@ -213,13 +219,21 @@ class QdrantEdgeBackend:
             shutil.rmtree(directory, ignore_errors=True)
             raise
         self._shards[collection] = shard
-        self._schemas[collection] = schema
+        self._schemas[collection] = held(schema)
 
     def check_schema(self, schema: CollectionSchema) -> None:
         check_creatable(schema, self._engine)
+        for r in schema.resolutions:
+            check_storage(r, self._engine)
 
     def check_points(self, schema: CollectionSchema, batch: Batch) -> None:
-        check_points(schema, batch)
+        check_points(schema, batch, PAYLOAD_LIMITS)
+
+    def payload_limits(self, schema: CollectionSchema) -> PayloadLimits:
+        return PAYLOAD_LIMITS
+
+    def mapping_notes(self, schema: CollectionSchema) -> dict[str, str]:
+        return mapping_notes(schema, "qdrant-edge", payload_indexes=True, sharding=False)
 
     def schema(self, collection: str) -> CollectionSchema:
         name = self._resolve(collection)
@@ -262,15 +276,11 @@ class QdrantEdgeBackend:
     def upsert(self, collection: str, batch: Batch) -> None:
         e = self._edge
         name, shard = self._shard(collection)
-        checked = check_batch(self.schema(name), batch)
-        rows = {vector: matrix.tolist() for vector, matrix in checked.vectors.items()}
+        checked = check_points(self.schema(name), batch, PAYLOAD_LIMITS)
         points = []
         for row, point_id in enumerate(checked.ids):
             qid, original = encode_id(point_id)
-            vectors: dict[str, Any] = {vector: values[row] for vector, values in rows.items()}
-            for vector, entries in checked.sparse.items():
-                if (entry := entries[row]) is not None:
-                    vectors[vector] = e.SparseVector(indices=list(entry.indices), values=list(entry.values))
+            vectors = point_vectors(checked, row, e.SparseVector)
             points.append(e.Point(qid, vectors, stored_payload(checked.payloads[row], point_id, original)))
         with engine_errors(self._engine, name):
             for start in range(0, len(points), UPSERT_CHUNK):

@@ -4,13 +4,15 @@ Both take the same shapes from a different module (``qdrant_edge`` or ``qdrant_c
 per named vector the memory tier (Edge: ``memory=Cached|Cold``; client: ``on_disk``), an HNSW
 override (``m=0``: no graph, the vector is only read to re-score) and a quantization config whose
 codes stay in RAM; per search stage the quantization search parameters (rescore, oversampling).
+A carried vector also keeps its storage: datatype (float16, uint8) and multivector config.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
-from smec_vdb.backend import IndexParams, SearchStage
+from smec_vdb.backend import IndexParams, Resolution, SearchStage
+from smec_vdb.errors import ConfigError
 from smec_vdb.layout import Quantization, VectorLayout
 
 _BINARY_ENCODINGS = {1.0: "OneBit", 1.5: "OneAndHalfBits", 2.0: "TwoBits"}
@@ -33,14 +35,46 @@ def edge_quantization(e: Any, q: Quantization) -> Any:
     return None
 
 
-def edge_vector_params(e: Any, size: int, distance: Any, place: VectorLayout | None, index: IndexParams) -> Any:
-    """``EdgeVectorParams`` of one resolution: memory tier, graph (m=0 for none) and quantization."""
+#: the vector datatypes Qdrant stores besides float32
+_DATATYPES = ("uint8", "float16")
+
+
+def storage(r: Resolution, datatype: Callable[[str], Any], max_sim: Callable[[], Any]) -> dict[str, Any]:
+    """Vector-params keywords for a vector's datatype and multivector config ({} for a plain one);
+    ``datatype`` makes the engine's datatype from its name, ``max_sim`` the max-sim multivector config."""
+    out: dict[str, Any] = {}
+    if r.datatype != "float32":
+        out["datatype"] = datatype(r.datatype)
+    if r.multivector:
+        out["multivector_config"] = max_sim()
+    return out
+
+
+def edge_storage(e: Any, r: Resolution) -> dict[str, Any]:
+    return storage(r, lambda name: getattr(e.VectorStorageDatatype, name.capitalize()),
+                   lambda: e.MultiVectorConfig(comparator=e.MultiVectorComparator.MaxSim))
+
+
+def client_storage(m: Any, r: Resolution) -> dict[str, Any]:
+    return storage(r, m.Datatype, lambda: m.MultiVectorConfig(comparator=m.MultiVectorComparator.MAX_SIM))
+
+
+def check_storage(r: Resolution, engine: str) -> None:
+    """ConfigError for a datatype Qdrant does not have (int8, bfloat16, binary)."""
+    if r.datatype not in ("float32", *_DATATYPES):
+        raise ConfigError(f"{engine}: vector {r.name!r} is {r.datatype}, which Qdrant cannot store (it has float32, "
+                          "float16 and uint8 vectors)")
+
+
+def edge_vector_params(e: Any, r: Resolution, distance: Any, place: VectorLayout | None, index: IndexParams) -> Any:
+    """``EdgeVectorParams`` of one vector: datatype, multivector, memory tier, graph (m=0 for none), quantization."""
+    storage = edge_storage(e, r)
     if place is None:
-        return e.EdgeVectorParams(size=size, distance=distance)
+        return e.EdgeVectorParams(size=r.dim, distance=distance, **storage)
     no_graph = None if place.graph else e.HnswIndexConfig(m=0, ef_construct=index.ef_construct, full_scan_threshold=10_000)
     return e.EdgeVectorParams(
-        size=size, distance=distance, memory=e.Memory.Cached if place.tier == "ram" else e.Memory.Cold,
-        quantization_config=edge_quantization(e, place.quantization), hnsw_config=no_graph,
+        size=r.dim, distance=distance, memory=e.Memory.Cached if place.tier == "ram" else e.Memory.Cold,
+        quantization_config=edge_quantization(e, place.quantization), hnsw_config=no_graph, **storage,
     )
 
 
@@ -63,14 +97,15 @@ def client_quantization(m: Any, q: Quantization) -> Any:
     return None
 
 
-def client_vector_params(m: Any, size: int, distance: Any, place: VectorLayout | None) -> Any:
-    """qdrant-client ``VectorParams`` of one resolution (``on_disk``, ``m=0`` override, quantization)."""
+def client_vector_params(m: Any, r: Resolution, distance: Any, place: VectorLayout | None) -> Any:
+    """qdrant-client ``VectorParams`` of one vector (datatype, multivector, ``on_disk``, ``m=0`` override, quantization)."""
+    storage = client_storage(m, r)
     if place is None:
-        return m.VectorParams(size=size, distance=distance)
+        return m.VectorParams(size=r.dim, distance=distance, **storage)
     return m.VectorParams(
-        size=size, distance=distance, on_disk=place.tier == "disk",
+        size=r.dim, distance=distance, on_disk=place.tier == "disk",
         hnsw_config=None if place.graph else m.HnswConfigDiff(m=0),
-        quantization_config=client_quantization(m, place.quantization),
+        quantization_config=client_quantization(m, place.quantization), **storage,
     )
 
 

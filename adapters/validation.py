@@ -5,16 +5,19 @@ The Backend Protocol promises: every dense vector of the schema given with its w
 ``id_type``, one payload per id (any string keys: user payloads share no namespace with
 smec-vdb's bookkeeping), and per sparse vector one entry (or None) per id. Duplicate ids inside one batch follow upsert semantics:
 the *last* occurrence wins, identically on every engine (they are removed here, before writing).
+A multivector is given per point as a (tokens, dim) matrix; a vector of a narrower datatype
+(``uint8``, ``float16``, ``int8``) with values that type holds exactly; a point may lack a dense
+vector (``Batch.absent``: its row is not checked), and the engine decides whether it can hold that.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from smec_vdb.backend import Batch, CollectionSchema, Filter, PointId, SearchStage, SparseVector
+from smec_vdb.backend import Batch, CollectionSchema, Filter, PointId, Resolution, SearchStage, SparseVector
 from smec_vdb.errors import ConfigError, DataError, DimensionError, InvalidVectorError
 from smec_vdb.filters import Condition
 from smec_vdb.filters import parse as parse_filter
@@ -23,15 +26,27 @@ from smec_vdb.filters import parse as parse_filter
 RESERVED_PREFIX = "_smec"
 
 
+#: the values each narrower datatype holds exactly: (lowest, highest, integers only)
+_DATATYPE_RANGES = {"uint8": (0, 255, True), "int8": (-128, 127, True), "float16": (-65504.0, 65504.0, False)}
+
+
 @dataclass
 class CheckedBatch:
-    """A validated batch: unique ids (last occurrence kept), float32 (n, dim) matrices, payload dicts,
-    and per sparse vector of the schema one entry (or None) per id."""
+    """A validated batch: unique ids (last occurrence kept), float32 (n, dim) matrices (a list of
+    (tokens, dim) matrices per multivector), payload dicts, per sparse vector of the schema one entry
+    (or None) per id, per dense vector the rows whose point lacks it, and one partition (or None) per id."""
 
     ids: list[PointId]
-    vectors: dict[str, np.ndarray]
+    vectors: dict[str, Any]
     payloads: list[dict[str, Any]]
     sparse: dict[str, list[SparseVector | None]]
+    absent: dict[str, list[bool]] = field(default_factory=dict)
+    partitions: list[str | None] | None = None
+
+    def has(self, name: str, row: int) -> bool:
+        """Whether point ``row`` has dense vector ``name``."""
+        flags = self.absent.get(name)
+        return flags is None or not flags[row]
 
 
 def check_id(schema: CollectionSchema, point_id: Any) -> PointId:
@@ -56,23 +71,18 @@ def check_batch(schema: CollectionSchema, batch: Batch) -> CheckedBatch:
     ids = [check_id(schema, i) for i in batch.ids]
     n = len(ids)
     expected = {r.name: r.dim for r in schema.resolutions}
-    unknown = sorted(set(batch.vectors) - set(expected))
+    unknown = sorted((set(batch.vectors) | set(batch.absent or {})) - set(expected))
     if unknown:
         raise DimensionError(f"unknown vector(s) {unknown}; this collection has {list(expected)}")
-    vectors: dict[str, np.ndarray] = {}
-    for name, dim in expected.items():
-        if name not in batch.vectors:
-            raise DimensionError(f"vector {name!r} is missing from the batch (expected ({n}, {dim}))")
-        matrix = np.asarray(batch.vectors[name], dtype=np.float32)
-        if matrix.ndim != 2 or matrix.shape[1] != dim:
-            raise DimensionError(f"vector {name!r}: expected width {dim}, found shape {matrix.shape}")
-        if matrix.shape[0] != n:
-            raise DataError(f"vector {name!r} has {matrix.shape[0]} rows for {n} ids")
-        bad = ~np.isfinite(matrix).all(axis=1)
-        if bad.any():
-            first = int(np.argmax(bad))
-            raise InvalidVectorError(f"vector {name!r} of id {ids[first]!r} has NaN or infinite values")
-        vectors[name] = matrix
+    absent = _check_absent(batch, ids)
+    vectors: dict[str, Any] = {}
+    for r in schema.resolutions:
+        if r.name not in batch.vectors:
+            raise DimensionError(f"vector {r.name!r} is missing from the batch (expected ({n}, {r.dim}))")
+        given = batch.vectors[r.name]
+        present = [not f for f in absent.get(r.name, [False] * n)]
+        vectors[r.name] = (_check_multivector(r, given, ids, present) if r.multivector
+                           else _check_matrix(r, given, ids, present))
     payloads = [dict(p) for p in batch.payloads] if batch.payloads is not None else [{} for _ in ids]
     if len(payloads) != n:
         raise DataError(f"{len(payloads)} payloads for {n} ids")
@@ -81,14 +91,84 @@ def check_batch(schema: CollectionSchema, batch: Batch) -> CheckedBatch:
         if bad_keys:
             raise DataError(f"payload of id {point_id!r} has non-string keys {bad_keys}")
     sparse = _check_sparse(schema, batch, ids)
+    partitions = None if batch.partitions is None else list(batch.partitions)
+    if partitions is not None and len(partitions) != n:
+        raise DataError(f"{len(partitions)} partitions for {n} ids")
     last = {point_id: row for row, point_id in enumerate(ids)}
     if len(last) != n:
         rows = sorted(last.values())
         ids = [ids[r] for r in rows]
-        vectors = {name: m[rows] for name, m in vectors.items()}
+        vectors = {name: [m[r] for r in rows] if isinstance(m, list) else m[rows] for name, m in vectors.items()}
         payloads = [payloads[r] for r in rows]
         sparse = {name: [entries[r] for r in rows] for name, entries in sparse.items()}
-    return CheckedBatch(ids=ids, vectors=vectors, payloads=payloads, sparse=sparse)
+        absent = {name: [flags[r] for r in rows] for name, flags in absent.items()}
+        partitions = None if partitions is None else [partitions[r] for r in rows]
+    return CheckedBatch(ids=ids, vectors=vectors, payloads=payloads, sparse=sparse, absent=absent,
+                        partitions=partitions)
+
+
+def _check_absent(batch: Batch, ids: list[PointId]) -> dict[str, list[bool]]:
+    """Per dense vector, the flags of the points that lack it (only vectors some point lacks)."""
+    absent: dict[str, list[bool]] = {}
+    for name, flags in (batch.absent or {}).items():
+        flags = [bool(f) for f in flags]
+        if len(flags) != len(ids):
+            raise DataError(f"vector {name!r}: {len(flags)} absent flags for {len(ids)} ids")
+        if any(flags):
+            absent[name] = flags
+    return absent
+
+
+def _check_values(r: Resolution, matrix: np.ndarray, ids: list[PointId]) -> None:
+    """InvalidVectorError naming the first row of ``matrix`` (one row per id, or one point's tokens with one
+    id) that is not finite or holds values ``r.datatype`` cannot."""
+    if not matrix.size:
+        return
+    rows = matrix.reshape(len(matrix), -1)
+    bad = ~np.isfinite(rows).all(axis=1)
+    if bad.any():
+        raise InvalidVectorError(f"vector {r.name!r} of id {ids[min(int(np.argmax(bad)), len(ids) - 1)]!r} "
+                                 "has NaN or infinite values")
+    bounds = _DATATYPE_RANGES.get(r.datatype)
+    if bounds is None:
+        return
+    lo, hi, integral = bounds
+    bad = ((rows < lo) | (rows > hi) | ((rows != np.round(rows)) if integral else False)).any(axis=1)
+    if bad.any():
+        raise InvalidVectorError(
+            f"vector {r.name!r} of id {ids[min(int(np.argmax(bad)), len(ids) - 1)]!r} has values a {r.datatype} "
+            f"vector cannot hold (expected {'integers ' if integral else ''}within [{lo}, {hi}])")
+
+
+def _check_matrix(r: Resolution, given: Any, ids: list[PointId], present: list[bool]) -> np.ndarray:
+    matrix = np.asarray(given, dtype=np.float32)
+    if matrix.ndim != 2 or matrix.shape[1] != r.dim:
+        raise DimensionError(f"vector {r.name!r}: expected width {r.dim}, found shape {matrix.shape}")
+    if matrix.shape[0] != len(ids):
+        raise DataError(f"vector {r.name!r} has {matrix.shape[0]} rows for {len(ids)} ids")
+    if all(present):
+        _check_values(r, matrix, ids)
+    else:
+        rows = np.flatnonzero(present)
+        _check_values(r, matrix[rows], [ids[i] for i in rows])
+    return matrix
+
+
+def _check_multivector(r: Resolution, given: Any, ids: list[PointId], present: list[bool]) -> list[np.ndarray]:
+    """One (tokens, dim) float32 matrix per point (an empty one where the point lacks the vector)."""
+    entries = list(given)
+    if len(entries) != len(ids):
+        raise DataError(f"multivector {r.name!r} has {len(entries)} entries for {len(ids)} ids")
+    checked = []
+    for entry, point_id, has in zip(entries, ids, present):
+        matrix = np.asarray(entry if has else np.empty((0, r.dim)), dtype=np.float32)
+        if matrix.ndim != 2 or matrix.shape[1] != r.dim or (has and not len(matrix)):
+            raise DimensionError(f"multivector {r.name!r} of id {point_id!r}: expected (tokens >= 1, {r.dim}), "
+                                 f"found shape {matrix.shape}")
+        if has:
+            _check_values(r, matrix, [point_id])
+        checked.append(matrix)
+    return checked
 
 
 def _check_sparse(schema: CollectionSchema, batch: Batch, ids: list[PointId]) -> dict[str, list[SparseVector | None]]:

@@ -18,16 +18,20 @@ import sys
 import tempfile
 from pathlib import Path
 
+from smec_vdb import engines
 from smec_vdb.adapters import open_backend
 from smec_vdb.backend import Batch, CollectionSchema, Resolution
 from smec_vdb.eval.beir import load_beir, shared_data_dir
 
 RESULTS = Path(__file__).resolve().parent / "results"
-BACKEND_ARGS = {
-    "qdrant-edge": lambda d: ["--backend", "qdrant-edge", "--path", str(d / "store")],
-    "milvus-lite": lambda d: ["--backend", "milvus", "--path", str(d / "milvus.db")],
-    "qdrant-local": lambda d: ["--backend", "qdrant", "--path", str(d / "qdrant")],
-}
+
+
+def backend_args(target: str, directory: Path) -> list[str]:
+    """The CLI's engine options for an embedded target of the engine registry, its store under ``directory``."""
+    spec = engines.target(target)
+    if not spec.embedded:
+        raise SystemExit(f"{target} is a server target: this benchmark makes a fresh embedded store per target")
+    return ["--backend", spec.engine, "--path", str(directory / str(spec.test_store))]
 
 
 def seed(args: list[str], corpus, ids: list[str]) -> None:
@@ -54,7 +58,7 @@ def main() -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
     for target in opts.targets.split(","):
         with tempfile.TemporaryDirectory() as tmp:
-            args = BACKEND_ARGS[target](Path(tmp))
+            args = backend_args(target, Path(tmp))
             seed(args, data.corpus, list(data.corpus_ids))
             layout = ["--dims", opts.dims] if opts.dims else ["--dim", str(opts.dim)]
             suffix = "_drop-full" if opts.drop_full else ""

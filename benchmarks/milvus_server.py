@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-import smec_vdb.adapters.milvus as milvus_adapter
+import smec_vdb.adapters.milvus_consistency as milvus_consistency
 from smec_vdb.adapters import open_backend
 from smec_vdb.backend import Batch, CollectionSchema, Resolution
 from smec_vdb.eval.beir import load_beir, shared_data_dir
@@ -32,7 +32,7 @@ from smec_vdb.train.config import TrainConfig
 
 RESULTS = Path(__file__).resolve().parent / "results" / "milvus_server.json"
 SOURCE = "bench_scifact_src"
-LEVELS = {"before": ("Strong", "Strong"), "after": (milvus_adapter.READ_CONSISTENCY, milvus_adapter.BARRIER_CONSISTENCY)}
+LEVELS = {"before": ("Strong", "Strong"), "after": (milvus_consistency.READ_CONSISTENCY, milvus_consistency.BARRIER_CONSISTENCY)}
 
 
 def seed_source(uri: str, vectors: np.ndarray) -> None:
@@ -49,7 +49,7 @@ def seed_source(uri: str, vectors: np.ndarray) -> None:
 
 
 def one_run(uri: str, level: str, batch: int, compressor: str, verify_queries: int) -> dict:
-    milvus_adapter.READ_CONSISTENCY, milvus_adapter.BARRIER_CONSISTENCY = LEVELS[level]
+    milvus_consistency.READ_CONSISTENCY, milvus_consistency.BARRIER_CONSISTENCY = LEVELS[level]
     target = f"bench_scifact_d64_{level}_{batch}"
     backend = open_backend("milvus", url=uri)
     try:

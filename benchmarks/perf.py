@@ -44,6 +44,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import torch
 
+from smec_vdb import engines
 from smec_vdb.adapters import open_backend
 from smec_vdb.backend import Batch, CollectionSchema, IndexParams, Resolution, SearchStage
 from smec_vdb.collection import SmecCollection
@@ -243,13 +244,10 @@ MIGRATE_DIMS, MIGRATE_STORED = (192, 96), (96,)
 
 
 def _open(target: str, root: Path) -> Any:
-    if target == "qdrant-edge":
-        return open_backend("qdrant-edge", path=str(root / "edge"))
-    if target == "milvus-lite":
-        return open_backend("milvus", path=str(root / "milvus.db"))
-    if target == "qdrant-local":
-        return open_backend("qdrant", path=":memory:")
-    raise ValueError(target)
+    """An embedded target of the engine registry: in memory where its engine can be, else its store under ``root``."""
+    spec = engines.target(target)
+    record = engines.engine(spec.engine)
+    return open_backend(record.name, path=record.in_memory or str(root / str(spec.test_store)))
 
 
 def _load_source(backend: Any, name: str, vectors: np.ndarray) -> None:

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from smec_vdb.cli.common import BackendOpt, PathOpt, PhaseProgress, UrlOpt, backend_session, console
+from smec_vdb.cli.common import BackendOpt, PathOpt, PhaseProgress, UrlOpt, backend_session, results
 from smec_vdb.demo import seed_demo
 from smec_vdb.errors import CollectionExistsError
 
@@ -28,7 +28,7 @@ def demo_command(
             raise CollectionExistsError(f"collection {collection!r} exists already: pass --replace to rebuild it")
         summary = seed_demo(b, collection, limit=limit, replace=replace,
                             progress=lambda done, total: bars.update("embed", done, total))
-    console.print(f"created {summary['collection']!r}: {summary['points']} points, {summary['dim']}-d "
+    results.print(f"created {summary['collection']!r}: {summary['points']} points, {summary['dim']}-d "
                   f"{summary['model']} on {summary['backend']}. Next: smec-vdb migrate --collection "
                   f"{summary['collection']} --dim 64")
 

@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from smec_vdb.cli.common import console, parse_dims
+from smec_vdb.cli.common import check_output_dir, console, parse_dims
 from smec_vdb.compress.registry import known_methods, method_class
 from smec_vdb.errors import ConfigError
 
@@ -43,6 +43,8 @@ def eval_command(
     if unknown or not names:
         raise ConfigError(f"unknown methods {unknown or names}: expected some of {', '.join(METHODS)}")
     target_dims = parse_dims(dims)
+    if out is not None:
+        check_output_dir(out, "--out")
     config = TrainConfig(epochs=epochs) if epochs else TrainConfig()
     ds = load_beir(dataset, model, data_dir=data_dir)
     console.print(f"{ds.name} · {ds.model}: {len(ds.corpus_ids):,} docs × {ds.dim}, "

@@ -6,7 +6,6 @@ import functools
 import json
 import os
 import re
-import signal
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Annotated, Any, Optional
@@ -14,7 +13,17 @@ from typing import Annotated, Any, Optional
 import typer
 from rich.table import Table
 
-from smec_vdb.cli.common import BackendOpt, PathOpt, PhaseProgress, UrlOpt, backend_session, console, parse_dims
+from smec_vdb.cli.common import (
+    BackendOpt,
+    PathOpt,
+    PhaseProgress,
+    UrlOpt,
+    backend_session,
+    check_output_dir,
+    parse_dims,
+    results,
+    stop_on_sigint,
+)
 from smec_vdb.errors import ConfigError, MigrationError, SmecError, VerificationError, mask_credentials
 from smec_vdb.layout import DEFAULT_LAYOUT, parse_layout
 from smec_vdb.migrate import DEFAULT_COMPRESSOR_STORE, MigrationOptions, dry_run, migrate
@@ -26,6 +35,9 @@ _FLAGS = {"run without workers": "run without --workers/--ray-address", "workers
           "min_recall": "--min-recall", "on_bad_vector": "--on-bad-vector", "batch_size": "--batch-size",
           "train_sample": "--train-sample", "verify_queries": "--verify-queries", "swap_alias": "--swap-alias",
           "compressor_store": "--compressor-store", "keep_full is False": "--drop-full", "set restart": "pass --restart",
+          "on_bad_payload": "--on-bad-payload", "set on_bad_payload to skip": "pass --on-bad-payload skip",
+          "leave_out": "--leave-out", "set leave_out to": "pass --leave-out", "allow_empty_source": "--allow-empty-source",
+          "pass allow_empty_source": "pass --allow-empty-source", "collection=": "--collection ", "target=": "--target ",
           "with vector": "with --vector", "without check": "without --check", "exactly one of dim or dims":
           "exactly one of --dim or --dims", "or compressor,": "or --compressor,", "set on_bad_vector to skip":
           "pass --on-bad-vector skip"}
@@ -71,9 +83,15 @@ def _migrate_command(
     check: Annotated[bool, typer.Option("--check", help="Report drift between source and a migrated target; "
                                         "write nothing (exit 1 if they differ).")] = False,
     on_bad_vector: Annotated[str, typer.Option(help="NaN/inf/zero source vectors: fail or skip.")] = "fail",
+    on_bad_payload: Annotated[str, typer.Option(help="Payloads the target cannot store (over its size or nesting "
+                                                "limits, integers beyond 64 bits, NaN): fail or skip.")] = "fail",
+    leave_out: Annotated[Optional[list[str]], typer.Option(help="Source vector not to copy (e.g. a multivector the "
+                                                           "target cannot hold); repeat for several.")] = None,
+    allow_empty_source: Annotated[bool, typer.Option("--allow-empty-source", help="Re-sync a migrated target to a "
+                                                     "source that is now empty (deletes every point).")] = False,
     verify_queries: Annotated[int, typer.Option(help="Source vectors used as queries for recall.")] = 200,
     seed: Annotated[int, typer.Option(help="Seed for sampling and training.")] = 0,
-    epochs: Annotated[Optional[int], typer.Option(help="Max training epochs per stage.")] = None,
+    epochs: Annotated[Optional[int], typer.Option(min=1, help="Max training epochs per stage.")] = None,
     compressor_store: Annotated[Path, typer.Option(help="Where trained compressors are saved.")] = Path(
         DEFAULT_COMPRESSOR_STORE),
     report: Annotated[Optional[Path], typer.Option(help="Write the JSON report here.")] = None,
@@ -102,6 +120,8 @@ def _migrate_command(
     """
     if report:
         _check_writable(report)
+    if not dry_run_ and compressor is None:
+        check_output_dir(compressor_store, "--compressor-store")
     if (target_url or target_path) and not target_backend:
         raise ConfigError("--target-url/--target-path need --target-backend")
     opts = MigrationOptions(
@@ -109,24 +129,18 @@ def _migrate_command(
         compressor=str(compressor) if compressor else None, keep_full=keep_full, batch_size=batch_size,
         train_sample=train_sample, min_recall=min_recall, swap_alias=swap_alias, restart=restart,
         on_bad_vector=on_bad_vector,  # type: ignore[arg-type]
+        on_bad_payload=on_bad_payload,  # type: ignore[arg-type]
+        leave_out=tuple(leave_out or ()), allow_empty_source=allow_empty_source,
         verify_queries=verify_queries, seed=seed, compressor_store=str(compressor_store), check=check,
-        train_options={"epochs": epochs} if epochs else {},
+        train_options={"epochs": epochs} if epochs is not None else {},
         layout=None if layout is None and quantize is None else parse_layout(layout or DEFAULT_LAYOUT, quantize=quantize),
     )
-    stop_requested: list[bool] = []
-
-    def on_sigint(signum, frame):  # first Ctrl-C: stop at the next batch boundary; second: abort
-        if stop_requested:
-            raise KeyboardInterrupt
-        stop_requested.append(True)
-        console.print("[yellow]stopping after the current batch… (Ctrl-C again to abort)[/]")
-
     distributed = (workers is not None or ray_address is not None) and not dry_run_
     with ExitStack() as stack:
         b: Any = None  # a distributed run's workers open the engines themselves
         tb: Any = None
         if not distributed:
-            b = stack.enter_context(backend_session(backend, url, path))
+            b = stack.enter_context(backend_session(backend, url, path, existing=True))  # the source: only read
             tb = stack.enter_context(backend_session(target_backend, target_url, target_path)) if target_backend else None
         bars = stack.enter_context(PhaseProgress())
 
@@ -136,27 +150,24 @@ def _migrate_command(
         if dry_run_:
             result = dry_run(b, opts, target_backend=tb, progress=progress)
         else:
-            previous = signal.signal(signal.SIGINT, on_sigint)
+            should_stop = stack.enter_context(stop_on_sigint())  # first Ctrl-C: stop at the next batch
             try:
                 if distributed:
                     result = migrate_distributed(
                         Connection.resolve(backend, url, path), opts, workers=workers, ray_address=ray_address,
                         target=Connection.resolve(target_backend, target_url, target_path) if target_backend else None,
-                        progress=progress, should_stop=lambda: bool(stop_requested))
+                        progress=progress, should_stop=should_stop)
                 else:
-                    result = migrate(b, opts, target_backend=tb, progress=progress,
-                                     should_stop=lambda: bool(stop_requested))
+                    result = migrate(b, opts, target_backend=tb, progress=progress, should_stop=should_stop)
             except VerificationError as e:
                 if report and e.report:
                     _save(e.report, report)
                 raise
-            finally:
-                signal.signal(signal.SIGINT, previous)
     if report:
         _save(result, report)
     if result.get("check"):
         drift = result["drift"]
-        console.print(f"{'in sync' if result['in_sync'] else 'drift'}: {drift['points_checked']} points checked, "
+        results.print(f"{'in sync' if result['in_sync'] else 'drift'}: {drift['points_checked']} points checked, "
                       f"differences {drift['differences'] or 'none'}, first ids {drift['first_ids'] or 'none'}")
         if not result["in_sync"]:
             raise MigrationError("source and target differ: run the same command without --check to re-sync")
@@ -174,6 +185,9 @@ def _print_summary(result: dict) -> None:
     table.add_row("target", f"{tgt['collection']}: " + ", ".join(f"{k} {v}-d" for k, v in tgt["resolutions"].items()))
     bpp = result["bytes_per_point"]
     table.add_row("vector bytes/point", f"{bpp['before']} → {bpp['after']} ({bpp['after'] / bpp['before']:.2f}× the source)")
+    for entry in result.get("schema_mapping", ()):
+        if result.get("dry_run") or entry["how"] != "kept":
+            table.add_row("mapping", f"{entry['item']}: {entry['how']}")
     if result.get("dry_run"):
         table.add_row("est. recall@10", f"{result['estimated_recall_at_10']:.4f} (over {result['estimate_pool']} sampled)")
     else:
@@ -189,7 +203,7 @@ def _print_summary(result: dict) -> None:
         table.add_row("verification", v["summary"])
         if result.get("alias"):
             table.add_row("alias", f"{result['alias']['name']} → {result['alias']['collection']}")
-    console.print(table)
+    results.print(table)
 
 
 @functools.wraps(_migrate_command)

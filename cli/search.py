@@ -11,10 +11,16 @@ import numpy as np
 import typer
 from rich.table import Table
 
-from smec_vdb.cli.common import BackendOpt, PathOpt, UrlOpt, backend_session, emit_json
+from smec_vdb.cli.common import BackendOpt, PathOpt, UrlOpt, backend_session, emit_json, results
 from smec_vdb.collection import SmecCollection
 from smec_vdb.errors import ConfigError, DataError
 from smec_vdb.filters import parse
+from smec_vdb.search import CANDIDATE_BUDGET, MAX_OVERSAMPLING, MIN_OVERSAMPLING
+
+#: the rule of smec_vdb.search.default_candidates, in words
+CANDIDATES_HELP = (f"Coarse candidates [default: k × clamp({CANDIDATE_BUDGET} / coarse dim, {MIN_OVERSAMPLING}, "
+                   f"{MAX_OVERSAMPLING}), twice that for coarse codes of ≤ 2 bits, k when the coarse vector is "
+                   "full width].")
 
 
 def read_query(source: str) -> np.ndarray:
@@ -55,8 +61,8 @@ def parse_filter_option(text: str | None) -> dict | None:
 def search_command(
     collection: Annotated[str, typer.Option("--collection", "-c", help="SMEC collection (or alias) to search.")],
     query: Annotated[str, typer.Option("--query", "-q", help="Query vector: x.npy, x.json, a JSON list, or - for stdin.")],
-    k: Annotated[int, typer.Option("-k", help="Hits to return.")] = 10,
-    candidates: Annotated[Optional[int], typer.Option(help="Coarse candidates [default: max(100, 10k)].")] = None,
+    k: Annotated[int, typer.Option("-k", min=1, help="Hits to return.")] = 10,
+    candidates: Annotated[Optional[int], typer.Option(min=1, help=CANDIDATES_HELP)] = None,
     filter_: Annotated[Optional[str], typer.Option("--filter", help='Payload filter as a JSON object: {"kind": "class"}, {"kind": ["a", "b"]}, {"n": {"$gte": 2}}, {"$or": [...]}, {"$not": {...}}, dotted keys for nested fields.')] = None,
     compressor: Annotated[Optional[Path], typer.Option(help="Compressor dir [default: the one the collection records].")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print hits as JSON.")] = False,
@@ -82,9 +88,7 @@ def search_command(
         table.add_column(c)
     for i, h in enumerate(hits, 1):
         table.add_row(str(i), str(h.id), f"{h.score:.4f}", json.dumps(h.payload, ensure_ascii=False)[:100])
-    from rich.console import Console
-
-    Console().print(table)
+    results.print(table)
 
 
 def register(app: typer.Typer) -> None:

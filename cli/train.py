@@ -10,7 +10,7 @@ import numpy as np
 import typer
 from rich.table import Table
 
-from smec_vdb.cli.common import console, parse_dims
+from smec_vdb.cli.common import check_output_dir, console, parse_dims, results, stop_on_sigint
 from smec_vdb.compress.registry import known_methods, method_class
 from smec_vdb.errors import ConfigError, DataError, DimensionError, InvalidVectorError
 
@@ -52,33 +52,22 @@ def load_ids(path: Path, expected: int, what: str) -> list[str]:
     return [str(i) for i in ids]
 
 
-class EpochDisplay:
-    """One rich progress bar per stage, advanced by the trainer's ProgressEvents."""
+class StageLines:
+    """Training progress where stderr is not a terminal (a log, CI): a line as each stage's first epoch ends
+    (on a terminal, ``train()`` draws its own bar)."""
 
     def __init__(self) -> None:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-        self.progress = Progress(
-            TextColumn("stage {task.fields[stage]} → {task.fields[dim]:>4}d"), BarColumn(), MofNCompleteColumn(),
-            TextColumn("loss {task.fields[train]:.5f}  held-out {task.fields[criterion]} {task.fields[score]:.4f}"),
-            TimeElapsedColumn(), console=console,
-        )
-        self.tasks: dict[int, int] = {}
-
-    def __enter__(self) -> "EpochDisplay":
-        self.progress.__enter__()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.progress.__exit__(*exc)
+        self.seen: set[tuple[int, int]] = set()
 
     def __call__(self, event) -> None:
-        key = event.stage_dim
-        if key not in self.tasks:
-            self.tasks[key] = self.progress.add_task(
-                "", total=event.max_epochs, stage=event.stage + 1, dim=event.stage_dim, train=0.0,
-                criterion=event.criterion, score=0.0)
-        self.progress.update(self.tasks[key], completed=event.epoch, train=event.train_loss, score=event.score)
+        if (event.stage, event.stage_dim) not in self.seen:
+            self.seen.add((event.stage, event.stage_dim))
+            console.print(f"stage {event.stage + 1} → {event.stage_dim}d…")
+
+
+def progress_display():
+    """What the training commands pass as ``progress``: None (train()'s bar) on a terminal, else :class:`StageLines`."""
+    return None if console.is_terminal else StageLines()
 
 
 def summary_table(comp) -> Table:
@@ -96,7 +85,8 @@ def summary_table(comp) -> Table:
 def train_command(
     vectors: Annotated[Path, typer.Option("--vectors", help="(n, d) float16/float32 .npy of embeddings (the corpus).")],
     dims: Annotated[str, typer.Option("--dims", help="Decreasing target dims, e.g. 128,64,32.")],
-    out: Annotated[Path, typer.Option("--out", help="Directory to save the compressor to.")],
+    out: Annotated[Path, typer.Option("--out", help="New folder to save the compressor to (refused if it exists "
+                                      "and is not empty: a saved compressor is never overwritten).")],
     method: Annotated[str, typer.Option("--method", help=f"One of: {', '.join(known_methods())}.")] = "smec",
     queries: Annotated[Optional[Path], typer.Option("--queries", help="(q, d) .npy of query embeddings (supervised).")] = None,
     query_ids: Annotated[Optional[Path], typer.Option("--query-ids", help="JSON list of ids, one per --queries row.")] = None,
@@ -118,10 +108,13 @@ def train_command(
 
     Example: smec-vdb train --vectors corpus.npy --dims 128,64,32 --out models/scifact
     """
+    from smec_vdb.compress.artifact import holds
     from smec_vdb.train import TrainConfig, build_ranking_examples, read_qrels, train
 
     schedule = parse_dims(dims)
     method_class(method)  # unknown names fail here, before any file is read
+    check_output_dir(out, "--out")
+    holds(out)  # an occupied --out is refused before anything is read or trained
     overrides = {"epochs": epochs, "patience": patience, "memory_size": memory_size, "batch_size": batch_size,
                  "lr": lr, "alpha": alpha, "seed": seed, "device": device}
     config = TrainConfig(**{k: v for k, v in overrides.items() if v is not None})
@@ -139,12 +132,14 @@ def train_command(
             load_ids(doc_ids, x.shape[0], "doc ids"), hard_negatives=config.rank_negatives,
         )
     mode = f"supervised on {len(examples)} queries" if examples is not None else "unsupervised"
-    console.print(f"training {method} {x.shape[1]} → {schedule} on {x.shape[0]} vectors ({mode}, device {config.resolved_device()})")
-    with EpochDisplay() as display:
-        comp = train(x, schedule, method=method, config=config, examples=examples, progress=display)
+    with stop_on_sigint() as should_stop:
+        console.print(f"training {method} {x.shape[1]} → {schedule} on {x.shape[0]} vectors "
+                      f"({mode}, device {config.resolved_device()})")
+        comp = train(x, schedule, method=method, config=config, examples=examples, should_stop=should_stop,
+                     progress=progress_display())
     comp.save(out)
-    console.print(summary_table(comp))
-    console.print(f"saved to {out} (id {comp.manifest_hash})")
+    results.print(summary_table(comp))
+    results.print(f"saved to {out} (id {comp.manifest_hash})")
 
 
 def register(app: typer.Typer) -> None:

@@ -14,6 +14,7 @@ from typing import Any, Callable
 
 import pytest
 
+from smec_vdb.engines import capabilities
 from smec_vdb.errors import UnsupportedServerError
 
 #: what the refusal must say: the server's version and the version needed
@@ -21,8 +22,9 @@ REFUSAL = r"Milvus v?\d+\.\d+\.\d+.*one vector field.*need Milvus >= 2\.4"
 
 
 def single_vector(backend: Any) -> bool:
-    """Whether ``backend`` holds one vector field per collection (Milvus < 2.4)."""
-    return getattr(backend, "max_vector_fields", None) == 1
+    """Whether ``backend`` holds one vector field per collection: its engine never holds more, or the
+    connected server does not (Milvus < 2.4, read at connect)."""
+    return not capabilities(backend.target).multi_vector or getattr(backend, "max_vector_fields", None) == 1
 
 
 def needs_multi_vector(test: Callable[..., Any]) -> Callable[..., Any]:

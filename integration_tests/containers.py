@@ -1,6 +1,7 @@
 """Server targets from containers (testcontainers), for machines with a Docker daemon.
 
-Used by ``conftest.py`` when ``QDRANT_URL`` / ``MILVUS_URI`` are not set. Images are pinned:
+Used by ``conftest.py`` (:data:`CONTAINERS`, by target name) when a server target's url variable
+(``QDRANT_URL`` / ``MILVUS_URI``) is not set. Images are pinned:
 
 - Qdrant :data:`QDRANT_IMAGE`: qdrant-client 1.20 accepts a server whose major version is equal and
   whose minor differs by at most 1 (1.19 – 1.21); smec-vdb needs >= 1.16 for collection metadata.
@@ -117,3 +118,7 @@ def milvus_container() -> Iterator[str]:
     ).with_startup_timeout(MILVUS_STARTUP_TIMEOUT_S).with_poll_interval(2))
     with _started(container, "milvus-server"):
         yield container.get_connection_url()
+
+
+#: the container that serves each server target of the engine registry when its url variable is unset
+CONTAINERS = {"qdrant-server": qdrant_container, "milvus-server": milvus_container}

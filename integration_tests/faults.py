@@ -31,7 +31,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from smec_vdb.adapters import open_backend
-from smec_vdb.engines import EMBEDDED_TARGETS, TARGETS
+from smec_vdb import engines
 from smec_vdb.backend import Backend, Batch, CollectionSchema, Point, Resolution
 from smec_vdb.compress.artifact import load as load_compressor
 from smec_vdb.migrate import CHECKPOINT_KEY, COMPLETE_KEY
@@ -40,7 +40,7 @@ SOURCE = "src"
 TARGET = "src_smec"
 VECTOR = "emb"
 #: the embedded targets ``migrate`` runs against: name → (--backend, store path under a temp dir)
-EMBEDDED = {name: (TARGETS[name].engine, TARGETS[name].store) for name in EMBEDDED_TARGETS}
+EMBEDDED = {name: (engines.target(name).engine, engines.target(name).test_store) for name in engines.target_names(embedded=True)}
 #: an encoded vector read back may differ from a fresh encode by float noise (JSON/gRPC round trips)
 VECTOR_ATOL = 1e-4
 
@@ -360,3 +360,20 @@ def inject_raw_vectors(store: EmbeddedStore, rows: dict[int, list[float]], colle
             b._client.upsert(collection, [{"id": i, "payload": {"bad": True}, vector: v} for i, v in rows.items()])
         else:
             raise ValueError(f"{store.target} refuses non-finite vectors itself")
+
+
+class StopInCopy:
+    """A ``should_stop`` for :func:`smec_vdb.migrate.migrate` that asks to stop at its ``(checks + 1)``-th
+    call after the copy started: training, before the copy, asks it too (every batch, so that Ctrl-C
+    stops it), which a count over all calls would spend. Pass ``progress=stop.progress`` as well."""
+
+    def __init__(self, checks: int) -> None:
+        self.checks, self.calls, self.copying = checks, 0, False
+
+    def progress(self, event: Any) -> None:
+        self.copying = self.copying or event.phase == "copy"
+
+    def __call__(self) -> bool:
+        if self.copying:
+            self.calls += 1
+        return self.calls > self.checks

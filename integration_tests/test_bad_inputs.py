@@ -89,8 +89,7 @@ def test_bad_vectors_fail_by_default_then_resume_skipping_them(store, compressor
     before = source_digest(store)
     line = assert_one_line_failure(run_main(*mig(store, compressor=compressor)), "NaN/inf or all-zero", "skip")
     assert "5" in line
-    with store.session() as b:  # resumable: the failed run left its checkpoint
-        assert b.get_metadata(TARGET, CHECKPOINT_KEY) is not None
+    assert not target_exists(store)  # refused by the plan's survey: nothing trained or written
     code, err = run_main(*mig(store, "--on-bad-vector", "skip", "--report", str(tmp_path / "r.json"),
                               compressor=compressor))
     assert code == 0, err
@@ -228,7 +227,8 @@ def test_unicode_uuid_and_awkward_string_ids(tmp_path, compressor):
 
 
 class FullDisk:
-    """A backend whose upserts fail with ENOSPC after ``ok_batches`` (mapped like any engine error)."""
+    """A backend whose upserts into the target fail with ENOSPC after ``ok_batches`` (mapped like any engine
+    error); the plan's engine probe writes its scratch collection before that."""
 
     def __init__(self, backend, ok_batches: int) -> None:
         self._backend, self._left = backend, ok_batches
@@ -237,6 +237,8 @@ class FullDisk:
         return getattr(self._backend, name)
 
     def upsert(self, collection: str, batch: Batch) -> None:
+        if collection != TARGET:
+            return self._backend.upsert(collection, batch)
         if self._left <= 0:
             with engine_errors("fault-injecting writer", collection):
                 raise OSError(errno.ENOSPC, "No space left on device")

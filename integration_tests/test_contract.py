@@ -17,6 +17,7 @@ import pytest
 
 from capabilities import needs_multi_vector
 from smec_vdb.adapters import Batch, CollectionSchema, Resolution, SearchStage, iterate_points
+from smec_vdb.engines import capabilities
 from smec_vdb.search import similarity
 from smec_vdb.errors import (
     CollectionExistsError,
@@ -300,7 +301,7 @@ def test_bool_filter(backend, new_name):
     name = new_name()
     vectors, payloads = fill(backend, name, n=100)
     query = make_vectors(1, seed=3)["full"][0]
-    if backend.target == "qdrant-edge":  # qdrant-edge-py 0.9.0 cannot match booleans: a typed error, not wrong hits
+    if not capabilities(backend.target).bool_filters:  # qdrant-edge-py 0.9.0: a typed error, not wrong hits
         with pytest.raises(ConfigError, match="boolean"):
             backend.search(name, "full", query, 5, filter={"flag": True})
         return
@@ -347,7 +348,7 @@ def test_reopen_persistence(target, new_name):
 
 @needs_multi_vector
 def test_aliases_create_switch_resolve(backend, new_name):
-    if not backend.supports_aliases:
+    if not capabilities(backend.target).aliases:
         pytest.skip(f"{backend.target} does not support aliases")
     old, new, alias = new_name(), new_name(), new_name()
     fill(backend, old, n=20, seed=1)
@@ -355,10 +356,12 @@ def test_aliases_create_switch_resolve(backend, new_name):
     assert backend.resolve_alias(alias) is None
     backend.create_alias(alias, old)
     assert backend.resolve_alias(alias) == old and backend.count(alias) == 20
+    assert backend.aliases(old) == [alias] and backend.aliases(new) == []
     backend.create_alias(alias, new)  # switch
     assert backend.resolve_alias(alias) == new and backend.count(alias) == 30
+    assert backend.aliases(old) == [] and backend.aliases(new) == [alias]
     assert len(backend.search(alias, "d4", make_vectors(1)["d4"][0], 3)) == 3
     backend.delete_alias(alias)
-    assert backend.resolve_alias(alias) is None
+    assert backend.resolve_alias(alias) is None and backend.aliases(new) == []
     with pytest.raises(CollectionNotFoundError):
         backend.create_alias(alias, new_name())

@@ -184,13 +184,13 @@ def assert_exactly_once(src: Source, tmp_path: Path, before: str) -> dict:
     assert report["verification"]["passed"], report["verification"]["summary"]
     assert report["points_written"] == N
     total = src.client.query(src.target, filter="", output_fields=["count(*)"])[0]["count(*)"]
-    rows = src.rows(src.target, ["id", "payload", "full", "d16"])
+    rows = src.rows(src.target, ["id", "g", "name", "full", "d16"])  # the source's own columns (issue 21)
     assert total == N and [r["id"] for r in rows] == list(range(N)), "lost or duplicated points"
     comp = load_compressor(report["compressor"]["path"])
     fresh = comp.encode(src.vectors, 16)
     for r in rows:
         i = r["id"]
-        assert r["payload"] == {"g": i % 7, "name": f"doc {i}"}
+        assert (r["g"], r["name"]) == (i % 7, f"doc {i}")
         np.testing.assert_allclose(np.asarray(r["full"]), src.vectors[i] / np.linalg.norm(src.vectors[i]), atol=1e-4)
         np.testing.assert_allclose(np.asarray(r["d16"]), fresh[i], atol=1e-4)
     assert src.checkpoint() is None and src.range_checkpoints() == [], "a checkpoint was left behind"
@@ -354,7 +354,7 @@ def test_embedded_engines_are_refused_before_anything_is_written(tmp_path: Path,
                                                                  embedded: Connection) -> None:
     """One writer process per embedded store: refused before reading, training or writing (no store
     created, no compressor saved); the server end is never contacted."""
-    local = Connection(embedded.backend, path=str(tmp_path / str(embedded.path)))
+    local = Connection(embedded.engine, path=str(tmp_path / str(embedded.path)))
     server = Connection("milvus", url="http://127.0.0.1:9")  # nothing listens there: it must not be needed
     source, target = (local, server) if end == "source" else (server, local)
     opts = MigrationOptions(source="docs", dim=16, compressor_store=str(tmp_path / "store"))

@@ -297,7 +297,7 @@ def test_sigint_stops_at_batch_boundary_and_resumes(compressor, tmp_path):
     _wait_for_checkpoint(store, proc)
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=300)
-    assert proc.returncode == 1, f"exit {proc.returncode}: {err}"
+    assert proc.returncode == 130, f"exit {proc.returncode}: {err}"
     last = err.strip().splitlines()[-1]
     assert last.startswith("error: interrupted after ") and "run the same command again to resume" in last
     done = int(last.split("interrupted after ")[1].split(" of ")[0])

@@ -11,17 +11,16 @@ import numpy as np
 import pytest
 
 from smec_vdb.adapters import open_backend
-from smec_vdb.engines import EMBEDDED_TARGETS
-from smec_vdb.engines import TARGETS as REGISTERED
+from smec_vdb import engines
 from smec_vdb.backend import Batch, CollectionSchema, Resolution
 from smec_vdb.migrate import CHECKPOINT_KEY, MigrationInterrupted, MigrationOptions, migrate
 
+from faults import StopInCopy
+
 N_POINTS = 1200
 WIDTH = 48
-TARGETS = {  # the embedded targets of smec_vdb.engines but qdrant-local (one SQLite commit per point: too slow here)
-    name: (lambda tmp, t=REGISTERED[name]: ["--backend", t.engine, "--path", str(tmp / t.store)])
-    for name in EMBEDDED_TARGETS if name != "qdrant-local"
-}
+#: the embedded targets of smec_vdb.engines but qdrant-local (one SQLite commit per point: too slow here)
+TARGETS = {name: engines.target(name) for name in engines.target_names(embedded=True) if name != "qdrant-local"}
 
 
 def _open(args: list[str]):
@@ -38,7 +37,8 @@ def clustered_vectors(n: int, width: int, seed: int = 0) -> np.ndarray:
 @pytest.fixture(params=sorted(TARGETS), ids=sorted(TARGETS))
 def store(request, tmp_path):
     """Backend CLI args for a fresh embedded store holding a source collection ``src``."""
-    args = TARGETS[request.param](tmp_path)
+    spec = TARGETS[request.param]
+    args = ["--backend", spec.engine, "--path", str(tmp_path / str(spec.test_store))]
     b = _open(args)
     b.create_collection("src", CollectionSchema((Resolution("emb", WIDTH),), "cosine", "int", {"g": "integer"}))
     x = clustered_vectors(N_POINTS, WIDTH)
@@ -130,19 +130,14 @@ def library_options(tmp_path, batch_size: int) -> MigrationOptions:
                             compressor_store=str(tmp_path / "compressors"), train_options={"epochs": 3})
 
 
-def stop_after(checks: int):
-    """A should_stop callback that asks to stop at its (checks + 1)-th call."""
-    calls = []
-    return lambda: calls.append(1) or len(calls) > checks
-
-
 def test_resume_after_interruption_then_restart(store, tmp_path):
     args = backend_args(store)
     opts = library_options(tmp_path, batch_size=200)
     b = _open(args)
     try:
         with pytest.raises(MigrationInterrupted, match="run the same command again"):
-            migrate(b, opts, should_stop=stop_after(3))
+            stop = StopInCopy(3)
+            migrate(b, opts, progress=stop.progress, should_stop=stop)
         checkpoint = b.get_metadata("src_smec", CHECKPOINT_KEY)
         assert checkpoint is not None and checkpoint["written"] == 600
         assert b.count("src_smec") == 600
@@ -191,7 +186,8 @@ def test_stop_during_verification_resumes(store, tmp_path):
     try:
         # 4 checks during the copy (3 batches + end), then the first one inside verification stops
         with pytest.raises(MigrationInterrupted, match="during verification"):
-            migrate(b, opts, should_stop=stop_after(4))
+            stop = StopInCopy(4)
+            migrate(b, opts, progress=stop.progress, should_stop=stop)
         checkpoint = b.get_metadata("src_smec", CHECKPOINT_KEY)
         assert checkpoint is not None and checkpoint["copied"] and checkpoint["written"] == N_POINTS
         report = migrate(b, opts)

@@ -12,8 +12,11 @@ A *multi-resolution collection* stores, per point, one named vector per resoluti
 
 from __future__ import annotations
 
+import json
+import math
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Any, Iterator, Literal, Mapping, Protocol, Sequence, Union, runtime_checkable
+from typing import Any, Iterator, Literal, Mapping, Protocol, Sequence, TypeVar, Union, runtime_checkable
 
 import numpy as np
 
@@ -28,10 +31,20 @@ DISTANCES: tuple[str, ...] = ("cosine", "dot", "euclid", "manhattan")
 IdType = Literal["int", "str", "any"]
 #: the name under which a Qdrant collection's default (unnamed) vector appears in a schema
 UNNAMED = ""
-PayloadType = Literal["keyword", "integer", "float", "bool"]
+#: a payload index: Qdrant's field schema types (``keyword`` … ``geo``); Milvus typed columns hold the first four
+PayloadType = Literal["keyword", "integer", "float", "bool", "text", "datetime", "uuid", "geo"]
+PAYLOAD_TYPES: tuple[str, ...] = ("keyword", "integer", "float", "bool", "text", "datetime", "uuid", "geo")
+#: how an engine stores a dense vector's components (Qdrant ``datatype``; Milvus FLOAT16_VECTOR, INT8_VECTOR,
+#: BINARY_VECTOR: ``binary`` packs ``dim`` bits in dim / 8 bytes)
+VectorDatatype = Literal["float32", "float16", "bfloat16", "uint8", "int8", "binary"]
+DATATYPES: tuple[str, ...] = ("float32", "float16", "bfloat16", "uint8", "int8", "binary")
+#: a typed scalar column (Milvus): its values' type
+ColumnType = Literal["bool", "int8", "int16", "int32", "int64", "float", "double", "varchar", "json", "array"]
+COLUMN_TYPES: tuple[str, ...] = ("bool", "int8", "int16", "int32", "int64", "float", "double", "varchar", "json", "array")
 # Payload filter: {field: value} matches payload[field] == value; {field: [v1, v2]} matches any of them.
 # Several fields are ANDed. Values are str/int/float/bool.
 Filter = Mapping[str, Any]
+_B = TypeVar("_B", bound="ClosingContext")
 
 
 @dataclass(frozen=True)
@@ -43,6 +56,11 @@ class Resolution:
     name: str
     dim: int
     distance: Distance | None = None
+    #: how the engine stores the components; a point's vector comes back with the values it holds
+    datatype: VectorDatatype = "float32"
+    #: several vectors of width ``dim`` per point, compared by max-sim (Qdrant ``MultiVectorConfig``, ColBERT):
+    #: a point's value is a (tokens, dim) matrix
+    multivector: bool = False
 
     def __post_init__(self) -> None:
         if self.name != UNNAMED and not self.name.replace("_", "").replace("-", "").isalnum():
@@ -51,6 +69,52 @@ class Resolution:
             raise ConfigError(f"vector {self.name!r}: dim must be >= 1, found {self.dim}")
         if self.distance is not None and self.distance not in DISTANCES:
             raise ConfigError(f"vector {self.name!r}: distance must be one of {DISTANCES}, found {self.distance!r}")
+        if self.datatype not in DATATYPES:
+            raise ConfigError(f"vector {self.name!r}: datatype must be one of {DATATYPES}, found {self.datatype!r}")
+
+    @property
+    def plain(self) -> bool:
+        """One float32 vector per point: what smec-vdb compresses and searches."""
+        return self.datatype == "float32" and not self.multivector
+
+    def describe(self) -> str:
+        """e.g. ``'img' 4-d float16 multivector``."""
+        kind = "" if self.datatype == "float32" else f" {self.datatype}"
+        return f"{self.name or '(unnamed)'!r} {self.dim}-d{kind}{' multivector' if self.multivector else ''}"
+
+
+@dataclass(frozen=True)
+class Column:
+    """A typed scalar field of a collection (Milvus): name, type, and what the engine enforces.
+
+    ``element_type``/``max_capacity`` for an ``array``; ``max_length`` for a ``varchar`` (and an array of
+    them); ``default`` is filled in for a null on insert; ``index`` the scalar index type (e.g. ``INVERTED``)
+    or None; ``partition_key``: the column Milvus partitions by; ``absent_when_null``: a null cell is a
+    payload without the key (the column holds a key that some points lack and none has as null)."""
+
+    name: str
+    type: ColumnType
+    nullable: bool = False
+    default: Any = None
+    max_length: int | None = None
+    element_type: ColumnType | None = None
+    max_capacity: int | None = None
+    index: str | None = None
+    partition_key: bool = False
+    absent_when_null: bool = False
+
+    def __post_init__(self) -> None:
+        if self.type not in COLUMN_TYPES or (self.element_type is not None and self.element_type not in COLUMN_TYPES):
+            raise ConfigError(f"column {self.name!r}: type must be one of {COLUMN_TYPES}, found {self.type!r}")
+
+
+@dataclass(frozen=True)
+class PrimaryKey:
+    """How a collection names and makes its ids (Milvus): field ``name``, ``auto_id``, a VARCHAR key's ``max_length``."""
+
+    name: str = "id"
+    auto_id: bool = False
+    max_length: int | None = None
 
 
 @dataclass(frozen=True)
@@ -68,6 +132,51 @@ class SparseVector:
 
     def as_dict(self) -> dict[int, float]:
         return dict(zip(self.indices, self.values))
+
+
+INT64_RANGE = (-(2**63), 2**63 - 1)
+
+
+@dataclass(frozen=True)
+class PayloadLimits:
+    """What one engine holds of a point's payload (None: no limit of that kind).
+
+    ``max_json_bytes``: the payload as compact UTF-8 JSON (Milvus server: one JSON field of 65,536 bytes);
+    ``max_depth``: nested objects/arrays, the payload itself counted (qdrant-edge: 128);
+    ``max_string_bytes``: one string value. Beyond any engine's limits: integers outside signed 64 bits
+    (Qdrant stores them as floats, Milvus refuses them) and NaN/infinity (not JSON; qdrant-edge refuses
+    them, Milvus stores null).
+    """
+
+    max_json_bytes: int | None = None
+    max_depth: int | None = None
+    max_string_bytes: int | None = None
+
+    def problem(self, payload: Mapping[str, Any]) -> str | None:
+        """How ``payload`` exceeds these limits (a phrase naming the key), or None when it fits."""
+        lo, hi = INT64_RANGE
+        stack: list[tuple[str, Any, int]] = [("", payload, 1)]
+        while stack:
+            path, value, depth = stack.pop()
+            if isinstance(value, Mapping) or isinstance(value, (list, tuple)):
+                if self.max_depth is not None and depth > self.max_depth:
+                    return f"key {path!r} nests {depth} levels deep (limit {self.max_depth})"
+                items = value.items() if isinstance(value, Mapping) else enumerate(value)
+                stack.extend((f"{path}.{k}" if path else str(k), v, depth + 1) for k, v in items)
+            elif isinstance(value, bool) or value is None:
+                continue
+            elif isinstance(value, int) and not lo <= value <= hi:
+                return f"key {path!r} holds the integer {value}, beyond signed 64 bits"
+            elif isinstance(value, float) and not math.isfinite(value):
+                return f"key {path!r} holds {value}, which JSON cannot hold"
+            elif isinstance(value, str) and self.max_string_bytes is not None and (
+                    len(value) > self.max_string_bytes // 4 and len(value.encode()) > self.max_string_bytes):
+                return f"key {path!r} holds a string of {len(value.encode())} bytes (limit {self.max_string_bytes})"
+        if self.max_json_bytes is not None:
+            size = len(json.dumps(payload, ensure_ascii=False, separators=(",", ":"), default=str).encode())
+            if size > self.max_json_bytes:
+                return f"the payload is {size} bytes of JSON (limit {self.max_json_bytes})"
+        return None
 
 
 @dataclass(frozen=True)
@@ -93,6 +202,18 @@ class CollectionSchema:
     layout: Layout | None = None
     #: names of the sparse vectors (kept as they are, never searched by smec-vdb)
     sparse: tuple[str, ...] = ()
+    # -- what a foreign (user-made) collection has beyond vectors and a payload; the defaults are
+    # -- smec-vdb's own layout. An adapter fills in what its engine has and creates what it can hold.
+    #: typed scalar columns (Milvus); payload keys of every other point live in the payload
+    columns: tuple[Column, ...] = ()
+    #: the id field (None: the engine's default for smec-vdb collections)
+    primary: PrimaryKey | None = None
+    #: keys outside ``columns`` are kept (Milvus dynamic field); Qdrant payloads always are
+    dynamic_field: bool = True
+    #: named partitions besides the default one (each point's is :attr:`Point.partition`)
+    partitions: tuple[str, ...] = ()
+    #: shard_number / replication_factor / write_consistency_factor (Qdrant server), shards (Milvus)
+    sharding: Mapping[str, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not self.resolutions:
@@ -106,6 +227,8 @@ class CollectionSchema:
             raise ConfigError(f"id_type must be int, str or any, found {self.id_type!r}")
         if set(self.sparse) & set(names) or len(set(self.sparse)) != len(self.sparse):
             raise ConfigError(f"sparse vector names must be unique and differ from dense ones, found {list(self.sparse)}")
+        if bad := sorted(k for k, v in self.payload_indexes.items() if v not in PAYLOAD_TYPES):
+            raise ConfigError(f"payload index types must be among {PAYLOAD_TYPES}, found {bad}")
 
     def distance_of(self, name: str) -> Distance:
         """The distance of dense vector ``name`` (its own, else the collection's)."""
@@ -120,12 +243,14 @@ class CollectionSchema:
 
 @dataclass
 class Point:
-    """A stored point: id, dense vectors (float32 1-D arrays), payload and sparse vectors."""
+    """A stored point: id, dense vectors (1-D arrays; a multivector's a (tokens, dim) matrix; only those the
+    point has), payload and sparse vectors, and its partition (None: the default one, or no partitions)."""
 
     id: PointId
     vectors: dict[str, np.ndarray]
     payload: dict[str, Any]
     sparse: dict[str, SparseVector] = field(default_factory=dict)
+    partition: str | None = None
 
 
 @dataclass(frozen=True)
@@ -151,13 +276,20 @@ class SearchStage:
 
 @dataclass
 class Batch:
-    """A batch of points to upsert: ids, one (n, dim) float32 matrix per dense vector, payloads,
-    and per sparse vector of the schema one entry per point (``None``: the point has none)."""
+    """A batch of points to upsert: ids, one (n, dim) float32 matrix per dense vector (per multivector a
+    list of (tokens, dim) matrices), payloads, and per sparse vector of the schema one entry per point
+    (``None``: the point has none).
+
+    ``absent``: per dense vector, one flag per point that lacks it (its row is ignored; engines that
+    store every vector on every point refuse it); ``partitions``: one partition name (or None) per point.
+    """
 
     ids: Sequence[PointId]
-    vectors: Mapping[str, np.ndarray]
+    vectors: Mapping[str, Any]
     payloads: Sequence[Mapping[str, Any]] | None = None
     sparse: Mapping[str, Sequence[SparseVector | None]] | None = None
+    absent: Mapping[str, Sequence[bool]] | None = None
+    partitions: Sequence[str | None] | None = None
 
 
 @runtime_checkable
@@ -166,6 +298,9 @@ class Backend(Protocol):
 
     #: target name, e.g. "qdrant-edge", "qdrant-local", "qdrant-server", "milvus-lite", "milvus-server"
     target: str
+    #: where this engine instance is, without credentials: a server's URL (``public_url``) or the absolute
+    #: path of an embedded store; with ``target``, a store's identity (plan ids, compressor gc reports)
+    location: str
     #: whether create_alias/switch_alias/resolve_alias are supported
     supports_aliases: bool
 
@@ -177,7 +312,15 @@ class Backend(Protocol):
     def check_schema(self, schema: CollectionSchema) -> None:
         """ConfigError if this engine cannot hold ``schema`` (checked before anything is trained or written)."""
     def check_points(self, schema: CollectionSchema, batch: Batch) -> None:
-        """Raise what :meth:`upsert` of ``batch`` into a collection of ``schema`` would raise, writing nothing."""
+        """Raise what :meth:`upsert` of ``batch`` into a collection of ``schema`` would raise, writing nothing,
+        including the engine's limits (payload size and nesting, integers beyond 64 bits: DataError;
+        a point larger than a request: RequestTooLargeError)."""
+    def payload_limits(self, schema: CollectionSchema) -> PayloadLimits:
+        """What one point's payload may be in a collection of ``schema`` (what check_points and upsert refuse)."""
+    def mapping_notes(self, schema: CollectionSchema) -> dict[str, str]:
+        """How this engine holds each part of ``schema`` it does not keep as given, by topic (``ids``,
+        ``payload``, ``payload_indexes``, ``sharding``, ``partitions``): an index it does not build, a
+        setting it does not have; {} when it keeps all of it as given."""
     def schema(self, collection: str) -> CollectionSchema:
         """The collection's schema as stored by the engine; CollectionNotFoundError if absent."""
     def drop(self, collection: str) -> None:
@@ -224,9 +367,37 @@ class Backend(Protocol):
     def create_alias(self, alias: str, collection: str) -> None:
         """Point ``alias`` at ``collection``, replacing an existing alias of that name atomically."""
     def resolve_alias(self, alias: str) -> str | None: ...
+    def aliases(self, collection: str) -> list[str]:
+        """The aliases pointing at ``collection``, sorted (``[]`` where the engine has no aliases)."""
     def delete_alias(self, alias: str) -> None: ...
 
     def close(self) -> None: ...
+
+    # -- a context manager: ``with open_backend(...) as backend:`` closes it (:class:`ClosingContext`) --
+    def __enter__(self) -> "Backend": ...
+    def __exit__(self, exc_type: type[BaseException] | None, *exc: object) -> None: ...
+
+
+class ClosingContext(ABC):
+    """A context manager that closes its object on exit, also when the block raises (the block's error is
+    the one reported): ``with open_backend(...) as backend:``. Every adapter inherits it, and so does
+    :class:`smec_vdb.client.Client`."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Release the connection (the Backend Protocol's ``close``)."""
+
+    def __enter__(self: _B) -> _B:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, *exc: object) -> None:
+        if exc_type is None:
+            self.close()
+            return
+        try:
+            self.close()
+        except Exception:  # noqa: BLE001 - the block's error is the one to report, not a failing close after it
+            pass
 
 
 def iterate_points(

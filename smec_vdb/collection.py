@@ -18,6 +18,7 @@ Example::
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
@@ -34,7 +35,7 @@ from smec_vdb.backend import (
     PointId,
     Resolution,
 )
-from smec_vdb.errors import CompressorMismatchError, ConfigError, DimensionError
+from smec_vdb.errors import ArtifactError, CompressorMismatchError, ConfigError, DimensionError
 from smec_vdb.layout import DEFAULT_LAYOUT, LAYOUTS, Layout
 from smec_vdb.search import default_candidates, plan_stages
 
@@ -71,6 +72,28 @@ def compressor_record(compressor: Compressor, resolutions: Sequence[Resolution],
         "resolutions": {r.name: r.dim for r in resolutions},
         "path": path,
     }
+
+
+def recorded_path(compressor: Compressor, given: str | Path | None) -> str | None:
+    """The folder to record for ``compressor``: ``given`` (CompressorMismatchError unless it holds this
+    compressor), else ``compressor.path`` while it still holds it (an in-place extension changes the hash)."""
+    from smec_vdb.compress.artifact import stored_hash
+
+    where = given if given is not None else compressor.path
+    if where is None:
+        return None
+    try:
+        found = stored_hash(where)
+    except ArtifactError:
+        if given is None:
+            return None
+        raise
+    if found != compressor.manifest_hash:
+        if given is None:
+            return None
+        raise CompressorMismatchError(f"compressor_path {given} holds compressor {found}, "
+                                      f"not the compressor {compressor.manifest_hash} given")
+    return str(Path(where).resolve())
 
 
 class SmecCollection:
@@ -139,16 +162,22 @@ class SmecCollection:
         layout: Layout | None = LAYOUTS[DEFAULT_LAYOUT],
         carried: Sequence[Resolution] = (),
         sparse: Sequence[str] = (),
+        like: CollectionSchema | None = None,
     ) -> "SmecCollection":
         """Create ``name`` with one vector per resolution (plus ``carried`` dense and ``sparse`` vectors
-        kept as given) and record the compressor's hash.
+        kept as given) and record the compressor's hash and folder: ``compressor_path``, else the folder it
+        was loaded from or saved to (``compressor.path``) if that still holds it; a ``compressor_path``
+        holding another compressor is refused before anything is created.
 
         ``layout`` places the compressor's resolutions (see :mod:`smec_vdb.layout`; default ``tiered``:
         the coarsest with its graph in RAM, the wider ones graph-less on disk); carried vectors keep the
-        engine's defaults. None = engine defaults for all.
+        engine's defaults. None = engine defaults for all. ``like``: a schema whose other settings
+        (sharding, partitions, columns…, e.g. a migration source's) the collection takes.
         """
         resolutions = plan_resolutions(compressor, dims, keep_full)
-        schema = CollectionSchema(
+        path = recorded_path(compressor, compressor_path)
+        schema = replace(
+            like or CollectionSchema(resolutions=resolutions),
             resolutions=resolutions + tuple(carried),
             distance="cosine",
             id_type=id_type,  # type: ignore[arg-type]
@@ -158,7 +187,6 @@ class SmecCollection:
             sparse=tuple(sparse),
         )
         backend.create_collection(name, schema)
-        path = None if compressor_path is None else str(Path(compressor_path).resolve())
         backend.set_metadata(name, COMPRESSOR_KEY, compressor_record(compressor, resolutions, path))
         return cls(backend, name, compressor)
 

@@ -7,15 +7,62 @@ Rust panics) are mapped into :class:`BackendError` at the adapter boundary, with
 
 from __future__ import annotations
 
+import logging
 import re
+from urllib.parse import urlsplit, urlunsplit
 
-#: ``scheme://user:password@host`` → ``scheme://***@host`` (also a token with no user)
-_URL_CREDENTIALS = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)[^/\s@'\"]+@")
+#: a URL in free text: ``scheme://`` up to the next space, quote or angle bracket
+_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"<>`]+")
+#: a secret passed as a query parameter (``?api_key=…``, ``&token=…``)
+_SECRET_PARAM = re.compile(r"(?i)([?&;](?:api[_-]?key|token|password|passwd|secret)=)[^&#;]*")
+
+
+def _without_credentials(url: str) -> tuple[str, str, bool]:
+    """(scheme, the URL after ``scheme://`` minus its credentials, whether it had any).
+
+    The credentials end at the *last* ``@``: a host never holds one, while a password may hold ``@``,
+    ``:`` and even ``/``, ``?`` or ``#`` unencoded (urlsplit, which splits the authority off at the
+    first ``/``, would then leave the password in the path). An ``@`` in a path is masked too: the
+    safe mistake.
+    """
+    scheme, _, rest = url.partition("://")
+    userinfo, at, host = rest.rpartition("@")
+    return scheme, host if at else rest, bool(at)
 
 
 def mask_credentials(text: str) -> str:
-    """``text`` with the user:password part of every URL in it replaced by ``***``."""
-    return _URL_CREDENTIALS.sub(r"\g<scheme>***@", text)
+    """``text`` with the credentials of every URL in it replaced by ``***``: the user:password (or
+    token) before the host, and secret query parameters (``api_key``, ``token``, ``password``)."""
+
+    def mask(match: re.Match[str]) -> str:
+        scheme, rest, had = _without_credentials(match.group(0))
+        return _SECRET_PARAM.sub(r"\1***", f"{scheme}://{'***@' if had else ''}{rest}")
+
+    return _URL.sub(mask, text)
+
+
+def public_url(url: str) -> str:
+    """``url`` without credentials, scheme and host lower-cased (:func:`urllib.parse.urlsplit`), no
+    trailing ``/``: the form that may be shown, logged or used as a store's identity."""
+    scheme, rest, _ = _without_credentials(url)
+    try:
+        parts = urlsplit(f"{scheme}://{rest}")
+        parts = parts._replace(scheme=parts.scheme.lower(), netloc=parts.netloc.lower())
+        clean = urlunsplit(parts)
+    except ValueError:  # e.g. an unbalanced IPv6 bracket: keep the text as given, credentials removed
+        clean = f"{scheme}://{rest}"
+    return _SECRET_PARAM.sub(r"\1***", clean).rstrip("/")
+
+
+class MaskingFormatter(logging.Formatter):
+    """Formats a log record with ``inner`` (message, traceback), then masks every URL's credentials."""
+
+    def __init__(self, inner: logging.Formatter) -> None:
+        super().__init__()
+        self.inner = inner
+
+    def format(self, record: logging.LogRecord) -> str:
+        return mask_credentials(self.inner.format(record))
 
 
 class SmecError(Exception):
@@ -51,7 +98,12 @@ class InvalidVectorError(SmecError):
 
 
 class ArtifactError(SmecError):
-    """A saved compressor is missing, corrupt, truncated or of an incompatible format."""
+    """A saved compressor is missing, corrupt, truncated, of an incompatible format, or unsafe to read
+    (a weights file outside its folder or not a regular file, shapes beyond the bounds or the file)."""
+
+
+class CompressorInUseError(ArtifactError):
+    """A compressor a collection (or a running migration) still records was asked to be deleted."""
 
 
 class DataError(SmecError):
@@ -100,6 +152,14 @@ class CorruptStoreError(BackendError):
 
 class CompressorMismatchError(SmecError):
     """A collection was written by another compressor than the one used to read or write it."""
+
+
+class Interrupted(SmecError):
+    """A stop was requested (Ctrl-C) and honoured at a safe point; what was written is whole (the CLI exits 130)."""
+
+
+class TrainingInterrupted(Interrupted):
+    """Training stopped at a batch boundary because ``should_stop()`` said so; nothing was returned or saved."""
 
 
 class MigrationError(SmecError):

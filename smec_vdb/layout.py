@@ -20,6 +20,7 @@ import math
 from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Iterable, Literal, Mapping
 
+from smec_vdb.engines import capabilities
 from smec_vdb.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -185,29 +186,34 @@ DEFAULT_LAYOUT = "tiered"
 def default_layout(target: str, index_kind: str = "flat") -> Layout:
     """The layout ``migrate`` uses unless told otherwise (set from ``benchmarks/layouts.py``).
 
-    ``tiered`` with the coarse vector int8-quantized wherever the engine can search int8 codes:
-    every Qdrant target; Milvus only inside an HNSW graph (``HNSW_SQ``), else plain ``tiered``.
+    ``tiered`` with the coarse vector int8-quantized wherever the target's engine can search int8
+    codes under ``index_kind`` (:class:`smec_vdb.engines.Capabilities`): every Qdrant target; Milvus
+    only inside an HNSW graph (``HNSW_SQ``), else plain ``tiered``.
     """
-    if target.startswith("milvus") and index_kind != "hnsw":
-        return LAYOUTS[DEFAULT_LAYOUT]
-    return parse_layout(DEFAULT_LAYOUT, quantize="int8")
+    caps = capabilities(target)
+    if "int8" in caps.quantizations and (index_kind == "hnsw" or not caps.quantize_needs_graph):
+        return parse_layout(DEFAULT_LAYOUT, quantize="int8")
+    return LAYOUTS[DEFAULT_LAYOUT]
 
 
 def check_engine_support(target: str, layout: Layout | None, index_kind: str) -> None:
     """ConfigError when ``target`` cannot place a collection as ``layout`` says (checked before any work).
 
-    Milvus quantizes only inside an HNSW graph (``HNSW_SQ``, int8 codes): no binary or TurboQuant
-    codes, and no codes on a graph-less or flat-indexed resolution. Qdrant targets take every layout.
+    Its engine's capabilities say which codes its index can search and whether only inside an HNSW
+    graph (Milvus: ``HNSW_SQ``, int8 codes only, none on a graph-less or flat-indexed resolution).
+    Qdrant targets take every layout.
     """
-    if layout is None or not target.startswith("milvus"):
+    caps = capabilities(target)
+    if layout is None:
         return
     for role, place in (("coarse", layout.coarse), ("rescore", layout.rescore)):
         q = place.quantization
-        if q.kind not in ("none", "int8"):
-            raise ConfigError(f"{target}: layout {layout.name!r}: Milvus has no HNSW index over {q.label} codes; "
-                              f"use quantization none or int8 for the {role} resolution")
-        if q.enabled and (index_kind != "hnsw" or not place.graph):
-            raise ConfigError(f"{target}: layout {layout.name!r}: Milvus quantizes only inside an HNSW_SQ graph; "
+        if q.kind not in caps.quantizations:
+            usable = " or ".join(k for k in ("none", "int8", "binary", "turbo") if k in caps.quantizations)
+            raise ConfigError(f"{target}: layout {layout.name!r}: the engine has no index over {q.label} codes; "
+                              f"use quantization {usable} for the {role} resolution")
+        if q.enabled and caps.quantize_needs_graph and (index_kind != "hnsw" or not place.graph):
+            raise ConfigError(f"{target}: layout {layout.name!r}: the engine quantizes only inside an HNSW graph; "
                               f"the {role} resolution needs index kind hnsw and a graph, found {index_kind!r}")
 
 

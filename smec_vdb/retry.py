@@ -2,11 +2,13 @@
 
 Engine-agnostic: the adapters map every engine failure into :class:`smec_vdb.errors.SmecError` with
 ``retriable`` set (connection refused, timeouts, HTTP 429/502/503/504, gRPC UNAVAILABLE …), so one
-policy serves Qdrant and Milvus alike. Only a retriable :class:`SmecError` is retried; anything
-else, and a retriable error on the last attempt, is raised at once (the latter as
-:class:`RetriesExhaustedError` naming the attempt count). :func:`retrying` wraps a backend so that
-its reads and its idempotent writes (upsert/delete by id, set a metadata key) are retried; creating
-a collection or an alias is not, since a repeat after a lost reply would fail on its own success.
+policy serves Qdrant and Milvus alike. The retry loop is tenacity's (stop after ``attempts``, retry
+only what the predicate accepts, sleep between, count the time slept); this module adds what is
+ours: which errors are retried (a retriable :class:`SmecError`, never an exhausted inner policy),
+equal jitter with an injectable random source, the :class:`RetriesExhaustedError` naming the attempt
+count, and :func:`retrying`, which wraps a backend so that its reads and its idempotent writes
+(upsert/delete by id, set a metadata key) are retried; creating a collection or an alias is not,
+since a repeat after a lost reply would fail on its own success.
 
 Example::
 
@@ -22,6 +24,8 @@ import random
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, TypeVar, cast
+
+from tenacity import RetryCallState, RetryError, Retrying, retry_if_exception, stop_after_attempt
 
 from smec_vdb.errors import ConfigError, RetriesExhaustedError, SmecError
 
@@ -64,24 +68,24 @@ class RetryPolicy:
 
     def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """``fn(*args, **kwargs)``, repeated while it raises a retriable :class:`SmecError`."""
-        slept = 0.0
-        for attempt in range(1, self.attempts + 1):
-            try:
-                return fn(*args, **kwargs)
-            except RetriesExhaustedError:  # an inner policy gave up already: do not multiply its attempts
-                raise
-            except SmecError as exc:
-                if not exc.retriable:
-                    raise
-                if attempt == self.attempts:
-                    raise RetriesExhaustedError(
-                        f"{exc} (still failing after {attempt} attempts over {slept:.1f} s of backoff)",
-                        attempts=attempt,
-                    ) from exc
-                pause = self.delay(attempt)
-                self.sleep(pause)
-                slept += pause
-        raise AssertionError("unreachable: the loop returns or raises")  # pragma: no cover
+        loop = Retrying(stop=stop_after_attempt(self.attempts), retry=retry_if_exception(is_retriable),
+                        wait=self._wait, sleep=self.sleep)
+        try:
+            return loop(fn, *args, **kwargs)
+        except RetryError as exhausted:
+            last = exhausted.last_attempt.exception()
+            raise RetriesExhaustedError(
+                f"{last} (still failing after {self.attempts} attempts over "
+                f"{loop.statistics['idle_for']:.1f} s of backoff)", attempts=self.attempts,
+            ) from last
+
+    def _wait(self, state: RetryCallState) -> float:
+        return self.delay(state.attempt_number)
+
+
+def is_retriable(error: BaseException) -> bool:
+    """A :class:`SmecError` that says a retry may help; an inner policy's exhausted error never is again."""
+    return isinstance(error, SmecError) and error.retriable and not isinstance(error, RetriesExhaustedError)
 
 
 #: used by migrate's copy and verify; replace it (or pass a policy to :func:`retrying`) to tune

@@ -128,9 +128,9 @@ def test_footprint_counts_codes_not_floats_for_a_quantized_coarse(spec, code):
 @pytest.mark.parametrize(
     "target, quantize, index_kind, message",
     [
-        ("milvus-lite", "binary2", "hnsw", "no HNSW index over binary2 codes"),
-        ("milvus-server", "turbo4", "hnsw", "no HNSW index over turbo4 codes"),
-        ("milvus-lite", "int8", "flat", "quantizes only inside an HNSW_SQ graph"),
+        ("milvus-lite", "binary2", "hnsw", "no index over binary2 codes; use quantization none or int8"),
+        ("milvus-server", "turbo4", "hnsw", "no index over turbo4 codes"),
+        ("milvus-lite", "int8", "flat", "quantizes only inside an HNSW graph"),
     ],
 )
 def test_engine_support_refuses_what_milvus_cannot_index(target, quantize, index_kind, message):

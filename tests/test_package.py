@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import dataclasses
 import importlib.metadata
 import re
 import subprocess
@@ -51,7 +52,7 @@ def requirement_names(extra: str | None, seen: frozenset[str] = frozenset()) -> 
 
 def test_core_and_extras_pull_only_what_they_name():
     core = requirement_names(None)
-    assert core == {"torch", "numpy", "safetensors"}
+    assert core == {"torch", "numpy", "safetensors", "tqdm", "tenacity"}
     qdrant = requirement_names("qdrant")
     assert {"qdrant-client", "qdrant-edge-py"} <= qdrant and not {"pymilvus", "milvus-lite"} & qdrant
     assert not {"typer", "rich"} & qdrant
@@ -165,20 +166,22 @@ def test_no_import_cycles():
 
 
 def test_every_registered_engine_loads_its_adapter_and_targets_name_engines():
-    for name in engines.ENGINES:
+    for name in engines.engines():
         assert engines.adapter_class(name).__module__.startswith("smec_vdb.adapters.")
-    assert {t.engine for t in engines.TARGETS.values()} == set(engines.ENGINES)
-    assert engines.EMBEDDED_TARGETS == ("qdrant-local", "qdrant-edge", "milvus-lite")
+    assert {t.engine for t in engines.targets().values()} == set(engines.engines())
+    assert engines.target_names(embedded=True) == ("qdrant-edge", "qdrant-local", "milvus-lite")
 
 
-def test_a_missing_engine_client_is_a_typed_error_with_the_install_line(monkeypatch):
-    engine = engines.ENGINES["milvus"]
-    monkeypatch.setitem(engines.ENGINES, "milvus", engines.Engine(
-        engine.name, engine.adapter, ("no_such_client_module_xyz",), engine.extra, engine.summary))
-    from smec_vdb.adapters import open_backend
+def test_a_missing_engine_client_is_a_typed_error_with_the_install_line():
+    milvus = engines.engine("milvus")
+    engines.register(dataclasses.replace(milvus, client_modules=("no_such_client_module_xyz",)), replace_existing=True)
+    try:
+        from smec_vdb.adapters import open_backend
 
-    with pytest.raises(MissingDependencyError, match=r"pip install 'smec-vdb\[milvus\]'"):
-        open_backend("milvus", path="x.db")
+        with pytest.raises(MissingDependencyError, match=r"pip install 'smec-vdb\[milvus\]'"):
+            open_backend("milvus", path="x.db")
+    finally:
+        engines.register(milvus, replace_existing=True)
 
 
 def test_metadata_is_single_sourced_and_typed():

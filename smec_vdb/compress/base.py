@@ -118,6 +118,8 @@ class Compressor(nn.Module):
         self.input_dim = int(input_dim)
         self.dims = validate_schedule(self.input_dim, dims)
         self.training_info: dict[str, Any] = {}
+        #: the folder it was loaded from or last saved to (None: only in memory); collections record it
+        self.path: Path | None = None
 
     # -- what subclasses provide ------------------------------------------------------
     @classmethod
@@ -147,6 +149,16 @@ class Compressor(nn.Module):
     def from_config(cls, config: dict[str, Any]) -> "Compressor":
         """Rebuild an untrained instance with the right shapes from :meth:`config`."""
         return cls(config["input_dim"], config["dims"])
+
+    @classmethod
+    def tensor_shapes(cls, config: dict[str, Any]) -> dict[str, tuple[torch.dtype, tuple[int, ...]]]:
+        """The tensors (state_dict name → dtype, shape) of ``from_config(config)``, known without allocating
+        them: loading an untrusted folder checks them against its bounds and weights file first. This
+        default builds the module on torch's meta device (nothing is allocated, but the first call can take
+        seconds while torch imports its meta kernels); a method may compute them directly instead."""
+        with torch.device("meta"):
+            skeleton = cls.from_config(config)
+        return {k: (t.dtype, tuple(t.shape)) for k, t in skeleton.state_dict().items()}
 
     def selected_indices(self) -> dict[int, list[int]] | None:
         """For methods that select dimensions (ADS), which stage-input dims each level keeps."""

@@ -131,6 +131,19 @@ class SMECCompressor(Compressor):
             raise ConfigError(f"smec config has malformed sources: {config!r}")
         return cls(int(config["input_dim"]), config["dims"], use_ads=config["use_ads"], sources=config.get("sources"))
 
+    @classmethod
+    def tensor_shapes(cls, config: dict[str, Any]) -> dict[str, tuple[torch.dtype, tuple[int, ...]]]:
+        """Per stage, its square map and its selector's logits over the width it reads (no meta-device build:
+        torch's meta kernels for ``eye``/``arange`` cost seconds to import)."""
+        widths = (int(config["input_dim"]), *(int(d) for d in config["dims"]))
+        sources = config.get("sources") or range(len(widths) - 1)
+        shapes: dict[str, tuple[torch.dtype, tuple[int, ...]]] = {}
+        for k in range(len(widths) - 1):  # from_config checks sources themselves
+            width = widths[int(sources[k])]
+            shapes[f"stages.{k}.weight"] = (torch.float32, (width, width))
+            shapes[f"stages.{k}.selector.logits"] = (torch.float32, (width,))
+        return shapes
+
     def read_input(self, stage: int) -> None:
         """Make stage ``stage`` read the raw input instead of the previous level (a fresh, untrained stage)."""
         device = self.stages[stage].weight.device

@@ -2,9 +2,10 @@
 
 A reader thread scrolls the source page by page in the engine's own order, the calling thread
 encodes, a writer thread upserts (:func:`smec_vdb.migrate.pipeline.overlap`), so reading, encoding
-and writing run at the same time. A page carries each point's id, payload, other dense vectors and
-sparse vectors unchanged, plus the new resolutions of its migrated vector. The checkpoint (the
-cursor after the last page written, points written and skipped) is written by
+and writing run at the same time. What the target gets is :mod:`smec_vdb.migrate.points`'s answer:
+the points it leaves out (counted as skipped), and each kept point's id, payload, partition, carried
+dense and sparse vectors unchanged plus the new resolutions of its migrated vector. The checkpoint
+(the cursor after the last page written, points written and skipped) is written by
 :class:`~smec_vdb.migrate.checkpoint.CheckpointWriter` at its cadence, and always when the copy
 stops, fails or ends. A page written twice after a crash overwrites itself (upsert by id), so a
 resumed copy is exactly-once.
@@ -20,11 +21,11 @@ import numpy as np
 
 from smec_vdb.backend import Backend, Batch, Point
 from smec_vdb.collection import SmecCollection
-from smec_vdb.errors import InvalidVectorError
 from smec_vdb.migrate.checkpoint import CheckpointWriter, Progress
 from smec_vdb.migrate.options import CHECKPOINT_KEY, MigrationEvent, MigrationInterrupted, MigrationOptions, ProgressCallback, StopCheck
 from smec_vdb.migrate.pipeline import overlap
-from smec_vdb.migrate.plan import SourceInfo, Timer, bad_vector_rows, stack
+from smec_vdb.migrate.plan import SourceInfo, Timer, stack
+from smec_vdb.migrate.points import skipped_rows, target_batch
 from smec_vdb.retry import retrying
 
 
@@ -32,14 +33,11 @@ def encoded_batch(col: SmecCollection, info: SourceInfo, points: Sequence[Point]
                   timer: Timer | None = None) -> Batch:
     """The batch that writes ``points`` (whose migrated vectors are the rows of ``x``) with everything they carry."""
     t0 = time.perf_counter()
-    vectors = col.encode(x)
+    has = np.asarray([info.vector in p.vectors for p in points], dtype=bool)
+    vectors = col.encode(x[has])
     if timer:
         timer.add("encode", t0)
-    for r in info.carried:
-        vectors[r.name] = np.stack([np.asarray(p.vectors[r.name], dtype=np.float32) for p in points])
-    sparse = {name: [p.sparse.get(name) for p in points] for name in info.schema.sparse}
-    return Batch(ids=[p.id for p in points], vectors=vectors, payloads=[p.payload for p in points],
-                 sparse=sparse or None)
+    return target_batch(points, vectors, info, col)
 
 
 def write_points(target: Backend, col: SmecCollection, info: SourceInfo, points: Sequence[Point], x: np.ndarray,
@@ -50,14 +48,6 @@ def write_points(target: Backend, col: SmecCollection, info: SourceInfo, points:
     target.upsert(col.name, batch)
     if timer:
         timer.add("write", t0)
-
-
-def refuse_bad(points: Sequence[Point], bad: np.ndarray, opts: MigrationOptions) -> None:
-    if len(bad) and opts.on_bad_vector == "fail":
-        raise InvalidVectorError(
-            f"source point {points[bad[0]].id!r} has a NaN/inf or all-zero vector "
-            f"({len(bad)} in this batch); set on_bad_vector to skip to leave such points out"
-        )
 
 
 @dataclass
@@ -97,8 +87,7 @@ def copy(source: Backend, target: Backend, info: SourceInfo, col: SmecCollection
             t0 = time.perf_counter()
             points, cursor = source.scroll(info.name, cursor=cursor, limit=opts.batch_size, with_vectors=info.read_vectors)
             x = stack(points, info.vector, info.width)
-            bad = bad_vector_rows(x)
-            refuse_bad(points, bad, opts)
+            bad = skipped_rows(points, x, info, opts)
             keep = np.setdiff1d(np.arange(len(points)), bad)
             timer.add("read", t0)
             yield _Page([points[i] for i in keep], x[keep], len(bad), cursor, cursor is None)

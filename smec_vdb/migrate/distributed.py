@@ -27,7 +27,7 @@ Embedded engines allow one writer process: :func:`migrate_distributed` refuses t
 
 Example::
 
-    source = Connection("milvus", url="http://milvus:19530")
+    source = Connection.resolve("milvus", url="http://milvus:19530")   # token from MILVUS_TOKEN, here
     report = migrate_distributed(source, MigrationOptions(source="docs", dim=256), workers=8,
                                  ray_address="auto", runtime_env={"pip": ["smec-vdb[milvus,ray]"]})
 """
@@ -42,9 +42,10 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
 from typing import Any, Iterator
 
+from smec_vdb import engines
 from smec_vdb.backend import Backend
 from smec_vdb.collection import SmecCollection
-from smec_vdb.engines import TARGETS
+from smec_vdb.connection import Connection
 from smec_vdb.errors import BackendError, ConfigError, MissingDependencyError, SingleWriterError, SmecError
 from smec_vdb.migrate.checkpoint import Progress
 from smec_vdb.migrate.options import (
@@ -79,56 +80,14 @@ def _ray() -> Any:
     return ray
 
 
-@dataclass(frozen=True)
-class Connection:
-    """How a worker process opens an engine: the arguments of :func:`smec_vdb.adapters.open_backend`
-    (secrets are kept out of ``repr``)."""
-
-    backend: str
-    url: str | None = None
-    path: str | None = None
-    api_key: str | None = field(default=None, repr=False)
-    token: str | None = field(default=None, repr=False)
-
-    @classmethod
-    def resolve(cls, backend: str, url: str | None = None, path: str | None = None) -> "Connection":
-        """The connection with the environment's defaults filled in here (``QDRANT_URL``, ``QDRANT_API_KEY``,
-        ``MILVUS_URI``, ``MILVUS_TOKEN``), since workers on other nodes do not share the driver's environment."""
-        env = os.environ.get
-        if backend == "qdrant":
-            return cls(backend, url or (None if path else env("QDRANT_URL")), path, api_key=env("QDRANT_API_KEY"))
-        if backend == "milvus":
-            return cls(backend, url or (None if path else env("MILVUS_URI")), path, token=env("MILVUS_TOKEN"))
-        return cls(backend, url, path)
-
-    def open(self) -> Backend:
-        from smec_vdb.adapters import open_backend
-
-        return open_backend(self.backend, url=self.url, path=self.path, api_key=self.api_key, token=self.token)
-
-    @property
-    def target(self) -> str:
-        """The target this connection opens (:data:`smec_vdb.engines.TARGETS`), judged without opening it."""
-        if self.backend == "qdrant-edge":
-            return "qdrant-edge"
-        if self.backend == "qdrant":
-            return "qdrant-local" if self.path is not None else "qdrant-server"
-        if self.backend == "milvus":
-            if self.path is not None:
-                return "milvus-lite"
-            from smec_vdb.adapters.milvus import target_of  # pure URL parsing, no client import
-
-            return target_of(self.url) if self.url else "milvus-server"
-        raise ConfigError(f"unknown backend {self.backend!r}; known backends: qdrant-edge, qdrant, milvus")
-
-
 def check_distributable(connection: Connection, role: str) -> None:
     """SingleWriterError unless ``connection`` is a server that several worker processes can open."""
     target = connection.target
-    if TARGETS[target].embedded:
+    if engines.target(target).embedded:
+        servers = ", ".join(engines.target_names(embedded=False))
         raise SingleWriterError(
             f"the {role} is {target}, an embedded engine that allows one writer process, so several workers "
-            f"cannot open it: run without workers, or migrate from/to a server (qdrant-server, milvus-server)"
+            f"cannot open it: run without workers, or migrate from/to a server ({servers})"
         )
 
 

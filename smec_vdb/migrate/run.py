@@ -22,20 +22,21 @@ Example::
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from typing import Any, Callable
-
-from pathlib import Path
 
 import numpy as np
 
 from smec_vdb.backend import Backend, Point
 from smec_vdb.collection import COMPRESSOR_KEY, FULL, SmecCollection
+from smec_vdb.compress.store import CompressorStore, store_name
 from smec_vdb.errors import CollectionExistsError, ConfigError, MigrationError, VerificationError
 from smec_vdb.layout import check_engine_support, default_layout
 from smec_vdb.migrate.checkpoint import Progress
-from smec_vdb.migrate.copy import copy, refuse_bad, write_points
+from smec_vdb.migrate.copy import copy, write_points
 from smec_vdb.migrate.options import CHECKPOINT_KEY, COMPLETE_KEY, MigrationOptions, ProgressCallback, StopCheck
-from smec_vdb.migrate.plan import SourceInfo, Timer, bad_vector_rows, inspect_source, make_plan, obtain_compressor, stored_dims
+from smec_vdb.migrate.plan import SourceInfo, Timer, inspect_source, make_plan, obtain_compressor, stored_dims
+from smec_vdb.migrate.probe import Fidelity
 from smec_vdb.migrate.verify import diff, verify
 from smec_vdb.retry import retrying
 
@@ -110,33 +111,38 @@ def migrate(
     if target is source and opts.target_name == opts.source:
         raise ConfigError("the target must differ from the source: the source is never modified")
     source, target = retrying(source), retrying(target)  # every read and idempotent write below (smec_vdb.retry)
-    info = inspect_source(source, opts.source, opts.vector)
-    if info.count == 0:
-        raise MigrationError(f"source {opts.source!r} is empty: nothing to migrate")
+    if target_backend is None or target_backend is backend:
+        opts = _through_alias(source, opts)
+    info = inspect_source(source, opts.source, opts.vector, opts.leave_out)
+    opts.check_width(info.width)
     check_engine_support(target.target, opts.layout, opts.index.kind)  # before training or writing
-    plan = opts.plan_id(info.vector)
+    plan = opts.plan_id(info.vector, store_name(source), store_name(target))
     name = opts.target_name
     state, checkpoint, drop_first = prepare_target(target, info, opts, plan)
+    if info.count == 0 and not (state == "complete" and (opts.allow_empty_source or opts.check)):
+        raise MigrationError(f"source {opts.source!r} is empty: nothing to migrate" + (
+            f"; target {name!r} holds {target.count(name)} points from it: pass allow_empty_source to re-sync it to "
+            "empty (deletes them all)" if state == "complete" else ""))
     if opts.check and state != "complete":
         raise MigrationError(f"nothing to check: target {name!r} is {'absent' if state == 'fresh' else 'mid-copy'}; "
                              "run without check to migrate")
 
     recorded = (checkpoint or {}).get("compressor_path") if state == "resume" else (
         (target.get_metadata(name, COMPRESSOR_KEY) or {}).get("path") if state == "complete" else None)
+    # check writes nothing, not even the engine probe's scratch collection: it reads what the migration found
+    known = _recorded_fidelity(target, name) if opts.check else None
     t0 = time.perf_counter()
-    planned = make_plan(source, target, info, opts, recorded, progress)  # every refusal comes here
+    existing = None if state == "fresh" else target.schema(name)
+    planned = make_plan(source, target, info, opts, recorded, progress, known, existing=existing)  # every refusal
+    info = planned.info
     timer.add("survey", t0)
-    if drop_first:
-        target.drop(name)
     t0 = time.perf_counter()
-    comp = obtain_compressor(planned, opts, progress)
-    if planned.reused is not None:
-        comp_path = planned.reused[1]
-    else:
-        comp_path = Path(opts.compressor_store) / f"{name}-{plan}"
-        comp.save(comp_path)
+    comp = obtain_compressor(planned, opts, progress, should_stop)  # a stop here leaves nothing written
+    if drop_first:  # only once nothing can be refused any more: a refusal leaves what was there
+        target.drop(name)
+    # a trained compressor goes to the content-addressed store: never over another one (compress/store.py)
+    comp_path = planned.reused[1].resolve() if planned.reused is not None else CompressorStore(opts.compressor_store).put(comp)
     timer.add("train", t0)
-    comp_path = comp_path.resolve()
     schema, reused = planned.schema, planned.reused
 
     resync: dict[str, Any] | None = None
@@ -152,8 +158,8 @@ def migrate(
             col = SmecCollection.create(
                 target, name, comp, dims=stored_dims(opts, comp.dims), keep_full=opts.keep_full,
                 id_type=schema.id_type, payload_indexes=schema.payload_indexes, index=opts.index,
-                compressor_path=comp_path, carried=info.carried, sparse=info.schema.sparse,
-                layout=opts.layout or default_layout(target.target, opts.index.kind),
+                compressor_path=comp_path, carried=info.carried, sparse=info.sparse,
+                layout=opts.layout or default_layout(target.target, opts.index.kind), like=schema,
             )
             checkpoint = Progress(plan, compressor_path=str(comp_path),
                                   compressor_hash=comp.manifest_hash).as_record()
@@ -173,10 +179,10 @@ def migrate(
     skipped = verification.pop("skipped_ids")  # the report lists them; metadata keeps the count
     total = time.perf_counter() - started
     report = {
-        "source": info.as_dict(),
+        "source": {**info.as_dict(), "store": store_name(source)},
         "target": {"collection": name, "resolutions": {r.name: r.dim for r in col.resolutions},
-                   "carried": {r.name: r.dim for r in info.carried}, "sparse": list(info.schema.sparse),
-                   "id_type": col.schema.id_type, "backend": target.target},
+                   "carried": {r.name: r.dim for r in info.carried}, "sparse": list(info.sparse),
+                   "id_type": col.schema.id_type, "backend": target.target, "store": store_name(target)},
         "compressor": {"path": str(comp_path), "hash": comp.manifest_hash, "method": comp.method,
                        "dims": list(comp.dims), "trained_now": reused is None},
         "plan": plan,
@@ -191,8 +197,11 @@ def migrate(
         "already_complete": state == "complete",
         "resync": resync,
         "alias": None,
+        **planned.report(),
     }
-    target.set_metadata(name, COMPLETE_KEY, {"plan": plan, "skipped": len(skipped), "verification": verification})
+    target.set_metadata(name, COMPLETE_KEY, {
+        "plan": plan, "source_collection": info.name, "skipped": len(skipped), "verification": verification,
+        "engine_fidelity": None if info.fidelity is None else info.fidelity.as_dict()})
     target.set_metadata(name, CHECKPOINT_KEY, None)
     if not verification["passed"]:
         raise VerificationError(verification["summary"], report=report)
@@ -209,7 +218,6 @@ def _resync(source: Backend, target: Backend, info: SourceInfo, col: SmecCollect
     counts = {"rewritten": 0, "deleted": 0}
 
     def repair(points: list[Point], x: np.ndarray) -> None:
-        refuse_bad(points, bad_vector_rows(x), opts)
         write_points(target, col, info, points, x, timer)
         counts["rewritten"] += len(points)
 
@@ -223,6 +231,31 @@ def _resync(source: Backend, target: Backend, info: SourceInfo, col: SmecCollect
                  phase="resync")
     timer.add("resync", t0)
     return {"drift": drift.as_dict(), **counts}
+
+
+def _through_alias(source: Backend, opts: MigrationOptions) -> MigrationOptions:
+    """``opts`` naming the collection the source alias points at (so that a run through the alias and one
+    naming the collection are the same plan); a MigrationError when it points at this migration's own
+    target (the alias swap of an earlier run moved it there), saying what to run instead."""
+    if not source.supports_aliases:
+        return opts
+    resolved = source.resolve_alias(opts.source)
+    if resolved is None or resolved == opts.source:
+        return opts
+    if resolved == opts.target_name:
+        original = (source.get_metadata(resolved, COMPLETE_KEY) or {}).get("source_collection")
+        rerun = (f"to re-sync it from its source, name that collection: collection={original!r}, target={resolved!r}"
+                 if original else "name the source collection itself (not the alias)")
+        raise MigrationError(
+            f"source {opts.source!r} is an alias that now points at this migration's target {resolved!r} (an alias "
+            f"swap moved it there), so the target would be migrated into itself; {rerun}")
+    return replace(opts, source=resolved, target=opts.target_name)
+
+
+def _recorded_fidelity(target: Backend, name: str) -> Fidelity | None:
+    """The engine probe's findings the migration of ``name`` recorded (None before they were recorded)."""
+    recorded = (target.get_metadata(name, COMPLETE_KEY) or {}).get("engine_fidelity")
+    return None if recorded is None else Fidelity.from_dict(recorded)
 
 
 def _check_report(info: SourceInfo, col: SmecCollection, plan: str, resync: dict[str, Any], started: float

@@ -48,14 +48,16 @@ def dry_run(backend: Backend, opts: MigrationOptions, *, target_backend: Backend
     """What :func:`smec_vdb.migrate.migrate` would do, refusing what it would refuse; writes nothing.
 
     A compressor is trained in memory on the sample (or ``compressor`` loaded); recall@10 is
-    estimated over that sample only, so it is optimistic for a much larger source.
+    estimated over that sample only, so it is optimistic for a much larger source. The report holds
+    the schema mapping (how the target holds each part of the source) and the points left out.
     """
     target = target_backend or backend
-    info = inspect_source(backend, opts.source, opts.vector)
+    info = inspect_source(backend, opts.source, opts.vector, opts.leave_out)
     if info.count == 0:
         raise MigrationError(f"source {opts.source!r} is empty: nothing to migrate")
     check_engine_support(target.target, opts.layout, opts.index.kind)
-    planned = make_plan(backend, target, info, opts, None, progress)
+    planned = make_plan(backend, target, info, opts, None, progress, probe=False)
+    info = planned.info
     comp = obtain_compressor(planned, opts, progress)
     schema, found = planned.schema, planned.found
     resolutions = plan_resolutions(comp, stored_dims(opts, comp.dims), opts.keep_full)
@@ -64,10 +66,11 @@ def dry_run(backend: Backend, opts: MigrationOptions, *, target_backend: Backend
         "source": info.as_dict(),
         "target": {"collection": opts.target_name, "exists": target.exists(opts.target_name),
                    "resolutions": {r.name: r.dim for r in resolutions}, "distance": "cosine",
-                   "carried": {r.name: r.dim for r in info.carried}, "sparse": list(info.schema.sparse),
+                   "carried": {r.name: r.dim for r in info.carried}, "sparse": list(info.sparse),
                    "id_type": schema.id_type},
         "schedule": list(comp.dims),
         "bytes_per_point": {"before": 4 * info.width, "after": 4 * sum(r.dim for r in resolutions)},
         "estimated_recall_at_10": round(_simulated_recall(comp, found.sample, resolutions, DRY_RUN_QUERIES, opts.seed), 4),
         "estimate_pool": len(found.sample),
+        **planned.report(),  # engine_fidelity None: the engine probe writes, so only a migration runs it
     }

@@ -9,11 +9,21 @@ missing, a target id with no source point is extra; the pairs are judged a page 
 page's points fetched from the target, then one pass over the target's ids. Memory is bounded by a
 few pages plus the differences found. Per point (issue 10 §4):
 
-- ids: every usable source point is in the target, and nothing else is;
-- content: payload and sparse vectors (canonical JSON; floats within 2 ulp, see :mod:`~smec_vdb.migrate.compare`);
-- carried dense vectors equal to the source's within 1e-4 (cosine ones compared normalised);
-- the stored ``full`` vector equal to the normalised source vector, and each compressed resolution
-  equal to a fresh encode of it by the collection's compressor.
+- ids: every source point the target keeps (:mod:`smec_vdb.migrate.points`) is in the target, and
+  nothing else is;
+- the partition, when the target keeps partitions;
+- content: payload and sparse vectors, exact (canonical JSON: ``1`` and ``1.0`` differ, nested values
+  and nulls count);
+- carried dense vectors (multivectors, uint8, float16 alike) bit-equal to the source's, and the stored
+  ``full`` vector bit-equal to the one written (the compressor's unit row);
+- each compressed resolution equal to a fresh encode within 1e-4; a point without the migrated vector
+  (a hybrid collection's sparse-only point) has no compressed vector either.
+
+Exact, except where the target engine changes values itself, as the plan's probe found
+(:mod:`smec_vdb.migrate.probe`, ``info.fidelity``): a payload float within the engine's rounding
+(qdrant-edge: 1 ulp) and a cosine vector within the engine's own normalisation are counted under the
+engine's named class (``Drift.classes``, reported, not a difference); anything beyond is a difference
+(:mod:`smec_vdb.migrate.compare`).
 
 :func:`diff` serves verification, ``check`` (drift report) and re-sync (the callbacks rewrite or
 delete the differing points as they are found). :func:`verify` adds recall@10
@@ -32,11 +42,12 @@ import numpy as np
 from smec_vdb.backend import Backend, Point, PointId, iterate_points
 from smec_vdb.collection import FULL, SmecCollection
 from smec_vdb.migrate.compare import (
-    CARRIED, ENCODING, FULL_DIFFERS, MISSING, Compare, Expected, Rules, compare, same_content, unit_rows,
+    CARRIED, ENCODING, FULL_DIFFERS, MISSING, NO_SOURCE_VECTOR, Compare, Expected, Rules, compare, same_content,
 )
 from smec_vdb.migrate.options import MigrationEvent, MigrationInterrupted, ProgressCallback, StopCheck
 from smec_vdb.migrate.pipeline import prefetch
-from smec_vdb.migrate.plan import SourceInfo, Timer, bad_vector_rows, stack
+from smec_vdb.migrate.plan import SourceInfo, Timer, stack
+from smec_vdb.migrate.points import skipped_rows
 from smec_vdb.migrate.ranges import WHOLE, KeyRange, UnorderedError, order_key, read_pages
 from smec_vdb.migrate.recall import (
     BUDGET_FRACTION, QueryPicker, QuerySample, Searches, TopK, empty_topk, query_budget, recall, recall_budget,
@@ -48,7 +59,6 @@ __all__ = ["Drift", "diff", "recall_budget", "same_content", "verdict", "verify"
 FIRST_IDS = 5
 UNEXPECTED = "unexpected (not in source)"
 UNUSABLE = "unexpected (unusable source vector)"
-DEFAULT_RULES = Rules()
 
 
 @dataclass
@@ -60,6 +70,12 @@ class Drift:
     kinds: dict[str, int] = field(default_factory=dict)
     first: dict[str, list[PointId]] = field(default_factory=dict)
     target_count: int = 0
+    #: points whose values the target engine changed itself, by the probe's class name (not differences)
+    classes: dict[str, int] = field(default_factory=dict)
+
+    def note_classes(self, counts: dict[str, int]) -> None:
+        for name, n in counts.items():
+            self.classes[name] = self.classes.get(name, 0) + n
 
     def note(self, kind: str, point_id: PointId) -> None:
         self.kinds[kind] = self.kinds.get(kind, 0) + 1
@@ -83,11 +99,13 @@ class Drift:
             self.kinds[kind] = self.kinds.get(kind, 0) + n
             ids = self.first.setdefault(kind, [])
             ids.extend(other.first[kind][: FIRST_IDS - len(ids)])
+        self.note_classes(other.classes)
         return self
 
     def as_dict(self) -> dict[str, Any]:
         return {"points_checked": self.checked, "skipped": len(self.skipped), "differences": dict(self.kinds),
-                "first_ids": {k: list(v) for k, v in self.first.items()}, "target_count": self.target_count}
+                "first_ids": {k: list(v) for k, v in self.first.items()}, "target_count": self.target_count,
+                "engine_classes": dict(self.classes)}
 
 
 #: called with the source points of one page that are missing or differ in the target, and their vectors
@@ -115,8 +133,8 @@ class _Judge:
         info, drift = self.info, self.drift
         points = [s for s, _ in rows]
         x = stack(points, info.vector, info.width)
-        bad = bad_vector_rows(x)
-        for i in bad:  # expected absent: skipped
+        bad = skipped_rows(points, x, info, None)  # what the copy left out: expected absent
+        for i in bad:
             drift.skipped.append(points[i].id)
             if rows[i][1] is not None:
                 drift.note(UNUSABLE, points[i].id)
@@ -124,16 +142,18 @@ class _Judge:
         if not len(usable):
             return
         if self.exact is not None:
+            with_vector = [i for i in usable if info.vector in points[i].vectors]
             t0 = time.perf_counter()
-            self.exact.add([points[i].id for i in usable], x[usable])
+            self.exact.add([points[i].id for i in with_vector], x[with_vector])
             self.timer.add("verify_exact_top_k", t0)
         present = [i for i in usable if rows[i][1] is not None]
         kinds: dict[int, str] = {int(i): MISSING for i in usable if rows[i][1] is None}
         if present:
             expected = self._expected(points, x, present)
             t0 = time.perf_counter()
-            judged = self.compare(expected, [rows[i][1] for i in present], info.schema.sparse, self.rules)
+            judged, classes = self.compare(expected, [rows[i][1] for i in present], info.sparse, self.rules)
             self.timer.add("verify_compare", t0)
+            drift.note_classes(classes)
             for i, kind in zip(present, judged):
                 if kind is not None:
                     kinds[int(i)] = kind
@@ -145,20 +165,30 @@ class _Judge:
             self.repair([points[i] for i in redo], x[redo])
 
     def _expected(self, points: Sequence[Point], x: np.ndarray, rows: Sequence[int]) -> Expected:
+        """What the target must hold for ``rows`` of ``points``: what :func:`~smec_vdb.migrate.points.target_batch`
+        writes, the compressed resolutions freshly encoded."""
         chosen = [points[i] for i in rows]
-        expected = Expected.of(chosen, self.info.schema.sparse)
+        expected = Expected.of(chosen, self.info.sparse, partitioned=bool(self.col.schema.partitions))
         for r in self.info.carried:
-            expected.expect(r.name, np.stack([np.asarray(p.vectors[r.name], dtype=np.float32) for p in chosen]),
-                            normalised=r.distance == "cosine", kind=CARRIED)
-        names = {r.name for r in self.col.resolutions}
-        if FULL in names:
-            expected.expect(FULL, unit_rows(x[rows]), normalised=True, kind=FULL_DIFFERS)
+            has = np.asarray([r.name in p.vectors for p in chosen], dtype=bool)
+            if r.multivector:
+                empty = np.zeros((0, r.dim), dtype=np.float32)
+                values: np.ndarray | list[np.ndarray] = [np.asarray(p.vectors.get(r.name, empty)) for p in chosen]
+            else:
+                values = np.stack([np.asarray(p.vectors.get(r.name, np.zeros(r.dim)), dtype=np.float32)
+                                   for p in chosen])
+            expected.expect(r.name, values, present=has, cosine=r.distance == "cosine", kind=CARRIED)
+        has = np.asarray([self.info.vector in p.vectors for p in chosen], dtype=bool)
         t0 = time.perf_counter()
-        fresh = self.col.encode(x[rows])
+        fresh = self.col.encode(x[np.asarray(rows)[has]]) if has.any() else {}
         self.timer.add("verify_encode", t0)
-        for name, matrix in fresh.items():
-            if name != FULL:
-                expected.expect(name, matrix, normalised=False, kind=ENCODING)
+        for r in self.col.resolutions:
+            values = np.zeros((len(chosen), r.dim), dtype=np.float32)
+            if r.name in fresh:
+                values[has] = fresh[r.name]
+            full = r.name == FULL
+            expected.expect(r.name, values, present=has, exact=full, cosine=full,
+                            kind=FULL_DIFFERS if full else ENCODING, unexpected=NO_SOURCE_VECTOR)
         return expected
 
     def extra(self, ids: list[PointId]) -> None:
@@ -187,7 +217,7 @@ def diff(source: Backend, target: Backend, info: SourceInfo, col: SmecCollection
          repair: Repair | None = None, delete_extra: Callable[[list[PointId]], None] | None = None,
          progress: ProgressCallback | None = None, should_stop: StopCheck | None = None,
          phase: str = "verify", key_range: KeyRange = WHOLE, exact: TopK | None = None,
-         compare_fn: Compare = compare, rules: Rules = DEFAULT_RULES, timer: Timer | None = None) -> Drift:
+         compare_fn: Compare = compare, rules: Rules | None = None, timer: Timer | None = None) -> Drift:
     """Every difference between source and target within ``key_range`` (see module doc), streamed.
 
     ``repair`` receives each page's missing/differing source points with their vectors; points whose
@@ -197,6 +227,7 @@ def diff(source: Backend, target: Backend, info: SourceInfo, col: SmecCollection
     threads, ``verify_encode``, ``verify_compare``, ``verify_exact_top_k``).
     """
     timer = timer if timer is not None else Timer()
+    rules = rules if rules is not None else Rules.of(info.fidelity)
     source, target = retrying(source), retrying(target)  # every call below is a read
     top = None if exact is None else TopK(exact.queries, exact.k)
     judge = _Judge(target, info, col, Drift(), repair, delete_extra, top, compare_fn, rules, timer)
@@ -291,7 +322,7 @@ def _fits(info: SourceInfo, point_id: PointId) -> bool:
 def verdict(info: SourceInfo, drift: Drift, recall_at_10: float, n_queries: int, budget: int,
             min_recall: float) -> dict[str, Any]:
     """The verification report: ``passed`` only if no difference and recall >= min_recall; ``skipped_ids``
-    lists every source point left out for an unusable vector (the caller keeps it out of metadata)."""
+    lists every source point left out (:mod:`smec_vdb.migrate.points`; the caller keeps it out of metadata)."""
     problems = []
     if not drift.clean:
         problems.append(f"{drift.describe()}; run the same migrate command again to rewrite only these points")
@@ -300,7 +331,8 @@ def verdict(info: SourceInfo, drift: Drift, recall_at_10: float, n_queries: int,
                         "a larger dim or more dims, or lower min_recall; restart retrains")
     return {
         "passed": not problems,
-        "summary": "verification passed" if not problems else "verification failed: " + " | ".join(problems),
+        "summary": ("verification passed" if not problems else "verification failed: " + " | ".join(problems)) + (
+            f" (values the target engine changed itself, by class: {drift.classes})" if drift.classes else ""),
         "count_source": info.count,
         "count_target": drift.target_count,
         "points_expected": drift.checked,
@@ -320,7 +352,8 @@ def pick_queries(source: Backend, info: SourceInfo, n_queries: int, seed: int, b
     picker = QueryPicker(n_queries, seed)
     for points, _ in read_pages(retrying(source), info.name, batch=batch, with_vectors=[info.vector]):
         x = stack(points, info.vector, info.width)
-        usable = np.setdiff1d(np.arange(len(points)), bad_vector_rows(x))
+        usable = np.setdiff1d(np.arange(len(points)), skipped_rows(points, x, info, None))
+        usable = np.asarray([i for i in usable if info.vector in points[i].vectors], dtype=np.int64)
         picker.offer([points[i].id for i in usable], x[usable])
     return picker.sample(info.width)
 

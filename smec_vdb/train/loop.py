@@ -13,7 +13,10 @@ from ``tau_start`` to ``tau_end`` and the noise scale linearly from 1 to 0 over 
 over — the schedule always completes within the epochs actually run (§3.3).
 
 Each epoch is logged (logger ``smec_vdb.train``) with its loss parts and held-out score, and
-reported to ``progress``.
+reported to ``progress``. Before every batch and every held-out evaluation the stop check set by
+:func:`stop_when` (``train(..., should_stop=…)``; Ctrl-C in the CLI) is asked, and a requested stop
+raises :class:`TrainingInterrupted` there, so no compressor is returned or saved half-trained. It is
+a context variable rather than an argument so that every method's ``fit`` honours it unchanged.
 
 Example::
 
@@ -28,11 +31,14 @@ import copy
 import logging
 import math
 import time
-from typing import Any, Callable, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import Any, Callable, Iterator, Sequence
 
 import torch
 from torch import nn
 
+from smec_vdb.errors import TrainingInterrupted
 from smec_vdb.train.config import TrainConfig
 from smec_vdb.train.data import TrainingData
 from smec_vdb.train.objective import Model, Objective
@@ -41,6 +47,27 @@ from smec_vdb.train.progress import OptionalProgress, ProgressEvent, StageReport
 logger = logging.getLogger("smec_vdb.train")
 
 AnnealHook = Callable[[float, float], None]
+StopCheck = Callable[[], bool]
+
+_should_stop: ContextVar[StopCheck | None] = ContextVar("smec_vdb_train_should_stop", default=None)
+
+
+@contextmanager
+def stop_when(should_stop: StopCheck | None) -> Iterator[None]:
+    """Within the block, every :func:`run_stage` raises :class:`TrainingInterrupted` once ``should_stop()`` is true."""
+    token = _should_stop.set(should_stop)
+    try:
+        yield
+    finally:
+        _should_stop.reset(token)
+
+
+def check_stop(stage: int, stage_dim: int, epoch: int, where: str) -> None:
+    """Raise :class:`TrainingInterrupted` if the stop check of :func:`stop_when` asks for a stop."""
+    should_stop = _should_stop.get()
+    if should_stop is not None and should_stop():
+        raise TrainingInterrupted(f"training interrupted in stage {stage + 1} ({stage_dim}-d), epoch {epoch}, "
+                                  f"{where}: nothing was saved")
 
 
 def anneal(config: TrainConfig, epoch: int) -> tuple[float, float]:
@@ -77,7 +104,8 @@ def run_stage(
     optimizer, lr_scale, decays_left = new_optimizer(1.0), 1.0, config.lr_decays
     criterion = data.criterion.name
 
-    def evaluate() -> float:
+    def evaluate(epoch: int = 0) -> float:
+        check_stop(stage, stage_dim, epoch, "before the held-out evaluation")
         state.eval()
         value = score()
         state.train()
@@ -100,6 +128,7 @@ def run_stage(
             query_chunks = list(torch.tensor_split(q[torch.randperm(q.numel(), generator=generator).to(q.device)], steps))
         sums: dict[str, float] = {}
         for step in range(steps):
+            check_stop(stage, stage_dim, epoch, f"batch {step + 1}/{steps}")
             anchors = order[step * config.batch_size : (step + 1) * config.batch_size]
             parts = objective(model, anchors, query_chunks[step])
             loss = sum(parts.values())
@@ -111,7 +140,7 @@ def run_stage(
             for name, value in parts.items():
                 sums[name] = sums.get(name, 0.0) + float(value.detach())
         mean_parts = {name: value / steps for name, value in sums.items()}
-        value = evaluate()
+        value = evaluate(epoch)
         improved = value > best + config.min_delta
         if improved:
             best, best_state, best_epoch, stale = value, copy.deepcopy(state.state_dict()), epoch, 0

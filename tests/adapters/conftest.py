@@ -5,19 +5,21 @@ info, ``PUT …/points``) and records every request's method, path and body size
 body over ``max_body`` with 413 (as a server does past ``max_request_size_mb``), fail the next
 requests with given statuses (503, 400 …) and hold a reply for ``delay`` seconds. It proves how
 requests are shaped and retried, nothing about Qdrant's semantics: no search, no storage of points.
+The HTTP server is pytest-httpserver's (threaded, so that a held reply does not hold the others);
+this module is only the answers.
 """
 
 from __future__ import annotations
 
 import json
 import re
-import threading
 import time
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Iterator
 
 import pytest
+from pytest_httpserver import HTTPServer
+from werkzeug import Request, Response
 
 
 @dataclass
@@ -88,49 +90,29 @@ class FakeQdrant:
         }
 
 
-def _handler(fake: FakeQdrant) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        def _serve(self) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
-            raw = self.rfile.read(length) if length else b""
-            path = self.path.split("?")[0]
-            fake.requests.append(Recorded(self.command, path, length, None))
-            if length > fake.max_body:
-                status, reply = 413, {"status": {"error": "Payload too large"}}
-            else:
-                body = json.loads(raw) if raw else None
-                fake.requests[-1].body = body
-                status, reply = fake.answer(self.command, path, body)
-            data = json.dumps({"status": "ok", "time": 0.0, **reply}).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            try:
-                self.wfile.write(data)
-            except (BrokenPipeError, ConnectionResetError):  # the client gave up (timeout test)
-                pass
-            fake.replies_done += 1
-
-        do_GET = do_PUT = do_POST = do_DELETE = _serve
-
-        def log_message(self, format: str, *args: Any) -> None:  # keep test output clean
-            pass
-
-    return Handler
+    def handle(self, request: Request) -> Response:
+        """pytest-httpserver's handler: record the request, answer it (413 past ``max_body``)."""
+        raw = request.get_data()
+        self.requests.append(Recorded(request.method, request.path, len(raw), None))
+        if len(raw) > self.max_body:
+            status, reply = 413, {"status": {"error": "Payload too large"}}
+        else:
+            body = json.loads(raw) if raw else None
+            self.requests[-1].body = body
+            status, reply = self.answer(request.method, request.path, body)
+        self.replies_done += 1
+        return Response(json.dumps({"status": "ok", "time": 0.0, **reply}), status=status,
+                        content_type="application/json")
 
 
 @pytest.fixture
 def fake_qdrant() -> Iterator[FakeQdrant]:
     """A running :class:`FakeQdrant` on a free loopback port (``.url``), stopped afterwards."""
     fake = FakeQdrant()
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(fake))
-    server.daemon_threads = True
-    server.block_on_close = False  # a reply held for the timeout test must not delay teardown
-    fake.url = f"http://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
+    server = HTTPServer(host="127.0.0.1", threaded=True)
+    server.expect_request(re.compile(".*")).respond_with_handler(fake.handle)
+    server.start()
+    fake.url = server.url_for("").rstrip("/")
     yield fake
-    server.shutdown()
-    server.server_close()
-    thread.join(timeout=5)
+    server.clear()
+    server.stop()

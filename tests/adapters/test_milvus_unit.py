@@ -7,14 +7,11 @@ import json
 import numpy as np
 import pytest
 
-from smec_vdb.adapters.milvus import (
-    META_SUFFIX,
-    MilvusBackend,
-    column_value,
-    filter_expression,
-    literal,
-    target_of,
-)
+from smec_vdb.adapters.milvus import MilvusBackend
+from smec_vdb.adapters.milvus_connection import target_of
+from smec_vdb.adapters.milvus_filters import filter_expression, literal
+from smec_vdb.adapters.milvus_metadata import META_SUFFIX
+from smec_vdb.adapters.milvus_schema import column_value
 from smec_vdb.backend import Batch, CollectionSchema, IndexParams, Resolution, SearchStage
 from smec_vdb.errors import BackendError, ConfigError
 from smec_vdb.filters import parse
@@ -193,7 +190,7 @@ def test_filters_give_the_same_hits_with_and_without_typed_columns(backend):
 def test_a_foreign_layout_is_read_with_its_own_key_fields_and_metrics():
     from pymilvus import DataType
 
-    from smec_vdb.adapters.milvus import _layout_from_engine
+    from smec_vdb.adapters.milvus_schema import fields_from_description
 
     described = {"collection_name": "docs", "enable_dynamic_field": True, "properties": {}, "fields": [
         {"name": "doc_id", "type": DataType.VARCHAR, "params": {"max_length": 64}, "is_primary": True},
@@ -201,8 +198,9 @@ def test_a_foreign_layout_is_read_with_its_own_key_fields_and_metrics():
         {"name": "img", "type": DataType.FLOAT_VECTOR, "params": {"dim": 2}},
         {"name": "sp", "type": DataType.SPARSE_FLOAT_VECTOR, "params": {}},
         {"name": "year", "type": DataType.INT64, "params": {}}]}
-    layout = _layout_from_engine(described, {"dense": "COSINE", "img": "L2"})
-    assert layout.foreign and layout.pk == "doc_id" and layout.scalars == ("year",) and layout.dynamic
+    layout = fields_from_description(described, {"dense": "COSINE", "img": "L2"})
+    assert layout.foreign and layout.pk == "doc_id" and [c.name for c in layout.schema.columns] == ["year"]
+    assert layout.schema.dynamic_field and layout.schema.primary is not None
     assert layout.schema.id_type == "str" and layout.schema.sparse == ("sp",)
     assert [(r.name, r.dim, r.distance) for r in layout.schema.resolutions] == [("dense", 8, "cosine"), ("img", 2, "euclid")]
     assert layout.output_fields(True) == ["doc_id", "year", "$meta", "dense", "img", "sp"]
@@ -239,6 +237,6 @@ def test_milvus_lite_holds_several_vector_fields_and_typed_columns(tmp_path):
         assert backend.target == "milvus-lite" and backend.capabilities.release is None and backend.max_vector_fields == 4
         backend.check_schema(CollectionSchema((Resolution("full", 8), Resolution("d4", 4))))
         backend.create_collection("c", CollectionSchema((Resolution("full", 8),), payload_indexes={"g": "keyword"}))
-        assert backend._layout("c").columns == {"g": ("payload_g", "keyword")}
+        assert backend._fields_of("c").columns == {"g": ("payload_g", "keyword")}
     finally:
         backend.close()

@@ -12,6 +12,7 @@ import socket
 
 import numpy as np
 import pytest
+from packaging.version import Version
 
 from smec_vdb.adapters.qdrant import INDEXING_THRESHOLD_KB, QdrantBackend, parse_version
 from smec_vdb.adapters.qdrant_requests import (
@@ -78,8 +79,8 @@ def test_grpc_sizes_match_the_message_the_client_builds():
 
 
 def test_version_strings():
-    assert parse_version("1.16.2", "qdrant") == (1, 16)
-    assert parse_version("v1.20.0-dev", "qdrant") == (1, 20)
+    assert parse_version("1.16.2", "qdrant") == Version("1.16.2")
+    assert parse_version("v1.20.0-dev", "qdrant").release == (1, 20, 0)
     with pytest.raises(ServerVersionError, match="major.minor"):
         parse_version("nightly", "qdrant")
 
@@ -159,7 +160,9 @@ def test_an_old_server_is_refused_at_connect_before_any_write(fake_qdrant):
         server(fake_qdrant)
     assert [(r.method, r.path) for r in fake_qdrant.requests] == [("GET", "/")]
     fake_qdrant.version = "1.16.0"
-    assert server(fake_qdrant).server_version == (1, 16)
+    assert server(fake_qdrant).server_version == Version("1.16")
+    fake_qdrant.version = "v1.16.0-rc.1"  # a pre-release of the first version with collection metadata
+    assert server(fake_qdrant).server_version.release == (1, 16, 0)
 
 
 def test_an_unreachable_server_is_a_retriable_error_with_the_url_masked():

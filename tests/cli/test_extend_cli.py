@@ -37,7 +37,7 @@ def test_extend_rejects_dims_not_below_the_last(trained_smec, vectors, tmp_path,
     trained_smec.save(tmp_path / "m")
     np.save(tmp_path / "x.npy", vectors)
     result = CliRunner().invoke(app, ["extend", "--compressor", str(tmp_path / "m"), "--vectors", str(tmp_path / "x.npy"),
-                                      "--dim", str(dim)])
+                                      "--dim", str(dim), "--out", str(tmp_path / "e")])
     assert isinstance(result.exception, error), result.output
 
 
@@ -47,9 +47,11 @@ def test_extend_refuses_other_methods_and_other_widths(vectors, tmp_path):
     train(vectors, [12, 6], method="pca").save(tmp_path / "pca")
     np.save(tmp_path / "x.npy", vectors)
     np.save(tmp_path / "narrow.npy", vectors[:, :10])
-    result = CliRunner().invoke(app, ["extend", "--compressor", str(tmp_path / "pca"), "--vectors", str(tmp_path / "x.npy"), "--dim", "3"])
+    result = CliRunner().invoke(app, ["extend", "--compressor", str(tmp_path / "pca"), "--vectors", str(tmp_path / "x.npy"), "--dim", "3",
+                                      "--out", str(tmp_path / "e")])
     assert isinstance(result.exception, ConfigError) and "only SMEC" in str(result.exception)
     train(vectors, [12, 6], method="smec", config=__import__("smec_vdb.train.config", fromlist=["TrainConfig"]).TrainConfig(
         epochs=1, device="cpu")).save(tmp_path / "s")
-    result = CliRunner().invoke(app, ["extend", "--compressor", str(tmp_path / "s"), "--vectors", str(tmp_path / "narrow.npy"), "--dim", "3"])
+    result = CliRunner().invoke(app, ["extend", "--compressor", str(tmp_path / "s"), "--vectors", str(tmp_path / "narrow.npy"), "--dim", "3",
+                                      "--out", str(tmp_path / "e")])
     assert isinstance(result.exception, DimensionError)

@@ -13,7 +13,7 @@ import json
 import numpy as np
 
 from smec_vdb.backend import Point, SparseVector
-from smec_vdb.errors import SingleWriterError
+from smec_vdb.errors import ConfigError, SingleWriterError
 from smec_vdb.migrate.distributed import Connection, check_distributable
 from smec_vdb.migrate.ray.columns import encoded, page_columns, to_batch
 from smec_vdb.migrate.ray.progress import RangeProgress, new_range, range_key
@@ -21,9 +21,11 @@ from smec_vdb.migrate.ray.progress import RangeProgress, new_range, range_key
 
 def test_embedded_connections_are_refused_without_opening_them(tmp_path) -> None:
     for connection in (Connection("qdrant-edge", path=str(tmp_path / "e")), Connection("qdrant", path=str(tmp_path / "q")),
-                       Connection("milvus", path=str(tmp_path / "m.db")), Connection("milvus", url=str(tmp_path / "x.db"))):
+                       Connection("milvus", path=str(tmp_path / "m.db")), Connection.parse(f"milvus:///{tmp_path}/x.db")):
         with pytest.raises(SingleWriterError, match="embedded engine that allows one writer process"):
             check_distributable(connection, "target")
+    with pytest.raises(ConfigError, match="server url starts with http:// or https:// or tcp://"):
+        Connection("milvus", url=str(tmp_path / "x.db"))  # a Lite file given as a url is refused, not guessed
     check_distributable(Connection("milvus", url="http://h:19530"), "source")
     check_distributable(Connection("qdrant", url="http://h:6333"), "source")
     assert list(tmp_path.iterdir()) == []
@@ -33,7 +35,7 @@ def test_secrets_stay_out_of_repr(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MILVUS_TOKEN", "s3cret")
     monkeypatch.setenv("MILVUS_URI", "http://h:19530")
     connection = Connection.resolve("milvus")
-    assert connection.token == "s3cret" and connection.url == "http://h:19530"  # workers elsewhere lack the env
+    assert connection.credential == "s3cret" and connection.url == "http://h:19530"  # workers elsewhere lack the env
     assert "s3cret" not in repr(connection)
 
 
