@@ -37,7 +37,7 @@ def encoded_batch(col: SmecCollection, info: SourceInfo, points: Sequence[Point]
     vectors = col.encode(x[has])
     if timer:
         timer.add("encode", t0)
-    return target_batch(points, vectors, info, col)
+    return target_batch(points, vectors, info, bool(col.schema.partitions))
 
 
 def write_points(target: Backend, col: SmecCollection, info: SourceInfo, points: Sequence[Point], x: np.ndarray,

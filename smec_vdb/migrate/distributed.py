@@ -183,9 +183,10 @@ class RayCopy:
             self.target, col.name, pending)
         ranges = {i: KeyRange(r.get("lo"), r.get("hi")) for i, r in pending.items()}
         source = SmecSource(self.source, info, ranges, cursors={i: r.get("cursor") for i, r in pending.items()},
-                            batch=opts.batch_size, on_bad_vector=opts.on_bad_vector, progress=keeper)
-        sink = SmecSink(self.target, col.name, [r.name for r in col.resolutions], carried=[r.name for r in info.carried],
-                        sparse=info.schema.sparse, progress=keeper, rows_per_write=PAGES_PER_WRITE * opts.batch_size)
+                            batch=opts.batch_size, opts=opts, progress=keeper)
+        sink = SmecSink(self.target, col.name, [r.name for r in col.resolutions], info=info,
+                        partitioned=bool(col.schema.partitions), progress=keeper,
+                        rows_per_write=PAGES_PER_WRITE * opts.batch_size)
         resolutions = {r.name: r.dim for r in col.resolutions}
 
         def run() -> None:

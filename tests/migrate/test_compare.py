@@ -43,7 +43,10 @@ def expected() -> Expected:
             .expect("d3", low, present=HAS, exact=False, kind=ENCODING, unexpected=NO_SOURCE_VECTOR))
 
 
-def kinds_of(stored: list[Point], rules: Rules = Rules()) -> list[str | None]:
+EXACT = Rules()
+
+
+def kinds_of(stored: list[Point], rules: Rules = EXACT) -> list[str | None]:
     return compare(expected(), stored, ["s"], rules)[0]
 
 

@@ -6,16 +6,14 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
-import json
-
-import numpy as np
-
-from smec_vdb.backend import Point, SparseVector
+from smec_vdb.backend import CollectionSchema, Point, Resolution, SparseVector
 from smec_vdb.errors import ConfigError, SingleWriterError
 from smec_vdb.migrate.distributed import Connection, check_distributable
-from smec_vdb.migrate.ray.columns import encoded, page_columns, to_batch
+from smec_vdb.migrate.plan import SourceInfo
+from smec_vdb.migrate.ray.columns import encoded, migrated_batch, page_columns, to_batch
 from smec_vdb.migrate.ray.progress import RangeProgress, new_range, range_key
 
 
@@ -47,19 +45,34 @@ def test_importing_the_distributed_path_does_not_import_ray() -> None:
 
 
 def test_a_page_survives_the_trip_through_columns():
-    points = [Point(7, {"v": np.ones(3, np.float32), "img": np.arange(2, dtype=np.float32)}, {"a": 1, "b": [1.5, None]},
-                    {"s": SparseVector.of([3], [0.5])}),
-              Point("e0c4e1c2-4b52-4a2c-9b4f-2b1c5a6a9d10", {"v": np.zeros(3, np.float32), "img": np.ones(2, np.float32)},
-                    {"a": 1.0}, {})]
-    x = np.stack([p.vectors["v"] for p in points])
-    columns = page_columns(points, x, np.array([True, False]), ["img"], ["s"])
-    columns[encoded("d2")] = np.ones((2, 2), np.float32)
-    batch = to_batch(columns, ["d2"], ["img"], ["s"], None)
-    assert batch is not None and batch.ids == [7], "the unusable row is not written"
-    assert batch.payloads == [{"a": 1, "b": [1.5, None]}] and type(batch.payloads[0]["a"]) is int
-    assert batch.sparse == {"s": [SparseVector.of([3], [0.5])]}
-    np.testing.assert_array_equal(batch.vectors["img"], [[0.0, 1.0]])
-    assert json.loads(columns["payload"][1]) == {"a": 1.0} and columns["_id_int"].tolist() == [True, False]
+    """A migration's block carries each point whole (partition, multivector, sparse, a point without the
+    migrated vector) and the sink writes it as the single-process copy does (points.target_batch)."""
+    info = SourceInfo("c", "v", 3, "cosine", 3, CollectionSchema(
+        (Resolution("v", 3), Resolution("colbert", 2, multivector=True)), sparse=("s",)), partial=True)
+    points = [Point(7, {"v": np.ones(3, np.float32), "colbert": np.arange(4, dtype=np.float32).reshape(2, 2)},
+                    {"a": 1, "b": [1.5, None]}, {"s": SparseVector.of([3], [0.5])}, partition="p1"),
+              Point("e0c4e1c2-4b52-4a2c-9b4f-2b1c5a6a9d10", {"v": np.zeros(3, np.float32),
+                                                            "colbert": np.ones((1, 2), np.float32)}, {"a": 1.0}, {}),
+              Point(9, {"colbert": np.ones((3, 2), np.float32)}, {"a": 2}, {"s": SparseVector.of([1], [1.0])})]
+    x = np.stack([p.vectors.get("v", np.zeros(3, np.float32)) for p in points])
+    columns = page_columns(points, x, np.array([True, False, True]), "v")
+    assert columns["_encode"].tolist() == [True, False, False] and columns["_id_int"].tolist() == [True, False, True]
+    columns[encoded("d2")] = np.full((3, 2), 5.0, np.float32)
+    batch = migrated_batch(columns, ["d2"], info, partitioned=True)
+    assert batch is not None and batch.ids == [7, 9], "the unusable row is not written"
+    assert batch.payloads == [{"a": 1, "b": [1.5, None]}, {"a": 2}] and type(batch.payloads[0]["a"]) is int
+    assert batch.partitions == ["p1", None]
+    assert batch.sparse == {"s": [SparseVector.of([3], [0.5]), SparseVector.of([1], [1.0])]}
+    np.testing.assert_array_equal(batch.vectors["d2"][0], [5.0, 5.0])
+    assert batch.absent == {"d2": [False, True]}, "the point without the migrated vector gets no encoding"
+    np.testing.assert_array_equal(batch.vectors["colbert"][1], np.ones((3, 2)))
+
+
+def test_an_ingestion_block_survives_the_trip_through_columns():
+    columns = {"id": np.array([1, 2]), "smec:d2": np.ones((2, 2), np.float32), "payload": np.array(['{"a": 1}', '{}'],
+                                                                                                   dtype=object)}
+    batch = to_batch(columns, ["d2"], [], [], None)
+    assert batch is not None and batch.ids == [1, 2] and batch.payloads == [{"a": 1}, {}]
 
 
 class _Store:

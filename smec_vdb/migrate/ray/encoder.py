@@ -4,7 +4,7 @@ Each actor gets the compressor once, through Ray's object store (``ray.put`` on 
 path that every node must share), pins torch to ``threads`` threads and, when it was given a GPU
 (``map_batches(..., num_gpus=1)``), moves the compressor there. A batch's ``vector`` column (the
 full-width vectors) becomes one ``smec:<name>`` column per stored resolution (``full``: the input
-normalised, ``d<dim>``: its SMEC encoding); rows flagged not ``_usable`` get zeros and are never written.
+normalised, ``d<dim>``: its SMEC encoding); rows not flagged ``_encode`` (or ``_usable``) get zeros.
 
 Example::
 
@@ -18,7 +18,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from smec_vdb.migrate.ray.columns import USABLE, VECTOR, encoded
+from smec_vdb.migrate.ray.columns import ENCODE, USABLE, VECTOR, encoded
 
 
 class SmecEncoder:
@@ -37,7 +37,8 @@ class SmecEncoder:
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         x = batch.pop(VECTOR)
         x = (np.stack(list(x)) if x.dtype == object else x).astype(np.float32, copy=False)  # list columns: objects
-        usable = np.asarray(batch[USABLE], dtype=bool) if USABLE in batch else np.ones(len(x), dtype=bool)
+        flag = ENCODE if ENCODE in batch else USABLE
+        usable = np.asarray(batch[flag], dtype=bool) if flag in batch else np.ones(len(x), dtype=bool)
         dims = sorted(set(self.resolutions.values()), reverse=True)
         out = {d: np.zeros((len(x), d), dtype=np.float32) for d in dims}
         if usable.any():

@@ -20,24 +20,28 @@ import numpy as np
 from ray.data.block import Block, BlockAccessor
 from ray.data.datasource.datasink import Datasink, WriteResult
 
-from smec_vdb.migrate.ray.columns import CURSOR, PAGE_ROWS, RANGE, ROW, SEQ, USABLE, to_batch
+from smec_vdb.migrate.ray.columns import CURSOR, PAGE_ROWS, POINT, RANGE, ROW, SEQ, USABLE, migrated_batch, to_batch
 from smec_vdb.migrate.ray.connections import opened
 
 if TYPE_CHECKING:
     from smec_vdb.migrate.distributed import Connection
+    from smec_vdb.migrate.plan import SourceInfo
 
 
 class SmecSink(Datasink[dict]):
-    """Writes ``names`` (stored resolutions), ``carried`` dense and ``sparse`` vectors and payloads
-    (the JSON column ``payload``, or ``payload_columns``) into ``collection`` of ``target``."""
+    """Writes ``names`` (stored resolutions) into ``collection`` of ``target`` with what each point carries:
+    in a migration (``info``, the source; ``partitioned``: the target keeps partitions) the source
+    points of the blocks, written as :func:`~smec_vdb.migrate.points.target_batch` says; otherwise
+    ``carried`` dense and ``sparse`` vectors and payloads (the JSON column ``payload``, or ``payload_columns``)."""
 
     def __init__(self, target: Connection, collection: str, names: Sequence[str], *, carried: Sequence[str] = (),
                  sparse: Sequence[str] = (), payload_columns: Sequence[str] | None = None, progress: Any = None,
-                 rows_per_write: int | None = None) -> None:
+                 rows_per_write: int | None = None, info: SourceInfo | None = None, partitioned: bool = False) -> None:
         self.target, self.collection = target, collection
         self.names, self.carried, self.sparse = list(names), list(carried), list(sparse)
         self.payload_columns = None if payload_columns is None else list(payload_columns)
         self.progress, self.rows_per_write = progress, rows_per_write
+        self.info, self.partitioned = info, partitioned
         self.result: dict[str, int] = {"written": 0, "skipped": 0}
         #: after the write, in a migration: each range's checkpoint record (see RangeProgress.finish)
         self.ranges: dict[int, dict[str, Any]] = {}
@@ -61,7 +65,10 @@ class SmecSink(Datasink[dict]):
             batch = BlockAccessor.for_block(block).to_batch_format("numpy")
             if not len(batch[next(iter(batch))]):
                 continue
-            upsert = to_batch(batch, self.names, self.carried, self.sparse, self.payload_columns)
+            if POINT in batch and self.info is not None:
+                upsert = migrated_batch(batch, self.names, self.info, self.partitioned)
+            else:
+                upsert = to_batch(batch, self.names, self.carried, self.sparse, self.payload_columns)
             if upsert is not None:
                 backend.upsert(self.collection, upsert)
             usable = np.asarray(batch[USABLE], dtype=bool) if USABLE in batch else None
