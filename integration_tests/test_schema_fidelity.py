@@ -323,8 +323,9 @@ def test_options_name_what_they_change():
     with pytest.raises(Exception, match="on_bad_payload must be fail or skip"):
         MigrationOptions(source="s", dim=4, on_bad_payload="drop")  # type: ignore[arg-type]
     a = MigrationOptions(source="s", dim=4)
-    assert a.plan_id("v") == MigrationOptions(source="s", dim=4, on_bad_payload="skip").plan_id("v")
-    assert a.plan_id("v") != MigrationOptions(source="s", dim=4, leave_out=("x",)).plan_id("v")
+    stores = ("v", "qdrant-edge:/a", "qdrant-edge:/a")
+    assert a.plan_id(*stores) == MigrationOptions(source="s", dim=4, on_bad_payload="skip").plan_id(*stores)
+    assert a.plan_id(*stores) != MigrationOptions(source="s", dim=4, leave_out=("x",)).plan_id(*stores)
 
 
 # -- exact where the engine is exact ------------------------------------------------------------------------

@@ -56,7 +56,7 @@ from smec_vdb.migrate.ranges import KeyRange, UnorderedError, split
 from smec_vdb.migrate.ray.progress import RANGE_KEY_PREFIX, new_range, range_key
 from smec_vdb.migrate.recall import QuerySample, Searches, TopK, empty_topk, query_budget, recall
 from smec_vdb.migrate.run import migrate
-from smec_vdb.migrate.verify import Drift, pick_queries, verdict, verify
+from smec_vdb.migrate.verify import Drift, pick_queries, verdict, verify, wait_for_recall
 
 #: ranges per worker: a range is what a read task reads, so more ranges balance uneven ones
 RANGES_PER_WORKER = 4
@@ -234,7 +234,7 @@ class RayVerify:
         except BaseException:
             searches.cancel()
             raise
-        recall_at_10, counted = recall(queries, exact, searches.wait())
+        recall_at_10, counted = recall(queries, exact, wait_for_recall(searches, progress))
         return verdict(info, drift, recall_at_10, counted, budget, min_recall)
 
     def _compare(self, source: Backend, info: SourceInfo, col: SmecCollection, queries: QuerySample, batch: int,

@@ -358,6 +358,17 @@ def pick_queries(source: Backend, info: SourceInfo, n_queries: int, seed: int, b
     return picker.sample(info.width)
 
 
+def wait_for_recall(searches: Searches, progress: ProgressCallback | None) -> list[list[PointId]]:
+    """The target's answers to the recall queries, once every search is done (phase ``recall``)."""
+    total = len(searches.results)
+    if progress:
+        progress(MigrationEvent("recall", 0, total))
+    found = searches.wait()
+    if progress:
+        progress(MigrationEvent("recall", total, total))
+    return found
+
+
 def verify(source: Backend, target: Backend, info: SourceInfo, col: SmecCollection, *, min_recall: float,
            n_queries: int, seed: int, batch: int, progress: ProgressCallback | None = None,
            should_stop: StopCheck | None = None, queries: QuerySample | None = None,
@@ -379,7 +390,7 @@ def verify(source: Backend, target: Backend, info: SourceInfo, col: SmecCollecti
         searches.cancel()
         raise
     t0 = time.perf_counter()
-    found = searches.wait()
+    found = wait_for_recall(searches, progress)
     timer.add("verify_recall_wait", t0)
     recall_at_10, counted = recall(queries, exact, found)
     return verdict(info, drift, recall_at_10, counted, budget, min_recall)
