@@ -10,13 +10,13 @@ import pytest
 
 from smec_vdb.adapters import open_backend
 from smec_vdb.backend import Batch, CollectionSchema, Resolution
-from smec_vdb.engines import EMBEDDED_TARGETS, TARGETS
+from smec_vdb import engines
 
 
-@pytest.mark.parametrize("name", EMBEDDED_TARGETS)
+@pytest.mark.parametrize("name", [n for n in engines.target_names(embedded=True) if engines.target(n).test_store])
 def test_first_use_of_a_collection_from_several_threads_at_once(tmp_path, name):
-    spec = TARGETS[name]
-    path = str(tmp_path / (spec.store or "store"))
+    spec = engines.target(name)
+    path = str(tmp_path / (spec.test_store or "store"))
     backend = open_backend(spec.engine, path=path)
     x = np.random.default_rng(0).normal(size=(300, 8)).astype(np.float32)
     for c in ("src", "dst"):

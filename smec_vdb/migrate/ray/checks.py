@@ -49,6 +49,8 @@ class RangeChecks(Datasource):
         import ray
 
         target = opened(self.target)
+        target.count(self.collection)  # the engine's read barrier (Milvus: Strong): this process has written nothing,
+        # so its own reads alone could miss what the driver wrote just before (a re-sync)
         col = SmecCollection(target, self.collection, ray.get(self.compressor))
         exact = empty_topk(ray.get(self.queries))
         drift = diff(opened(self.source), target, self.info, col, self.batch, key_range=self.ranges[index], exact=exact)
