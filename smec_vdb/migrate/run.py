@@ -218,6 +218,9 @@ def _resync(source: Backend, target: Backend, info: SourceInfo, col: SmecCollect
     counts = {"rewritten": 0, "deleted": 0}
 
     def repair(points: list[Point], x: np.ndarray) -> None:
+        # deleted first: an upsert into the milvus-lite server keeps the stored point's dynamic keys that the
+        # new one lacks (measured), so a key added behind the migration's back would survive a rewrite
+        target.delete(col.name, [p.id for p in points])
         write_points(target, col, info, points, x, timer)
         counts["rewritten"] += len(points)
 
