@@ -28,6 +28,7 @@ import json
 import os
 import re
 import shutil
+import threading
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator, Sequence
@@ -136,6 +137,7 @@ class QdrantEdgeBackend(ClosingContext):
         self._plans: dict[str, _SearchPlan] = {}
         self._store_path = str(self.store)
         self._aliases_path = os.path.join(self._store_path, _ALIASES_FILE)
+        self._opening = threading.Lock()  # a shard opened twice fails (its WAL is locked): one opener at a time
         try:
             self.store.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -180,9 +182,10 @@ class QdrantEdgeBackend(ClosingContext):
 
     def _shard(self, collection: str) -> tuple[str, Any]:
         name = self._resolve(collection)
-        if name not in self._shards:
-            with engine_errors(self._engine, name):
-                self._shards[name] = self._edge.EdgeShard.load(str(self.store / name / _SHARD_DIR))
+        with self._opening:
+            if name not in self._shards:
+                with engine_errors(self._engine, name):
+                    self._shards[name] = self._edge.EdgeShard.load(str(self.store / name / _SHARD_DIR))
         return name, self._shards[name]
 
     # -- collections ------------------------------------------------------------------

@@ -295,7 +295,7 @@ def target_state(store: EmbeddedStore, n_source: int, alias: str | None = None) 
         checkpoint = b.get_metadata(TARGET, CHECKPOINT_KEY)
         complete = b.get_metadata(TARGET, COMPLETE_KEY)
         if checkpoint is not None:
-            done = int(checkpoint.get("written", 0)) + len(checkpoint.get("skipped_ids", []))
+            done = int(checkpoint.get("written", 0)) + int(checkpoint.get("skipped", 0))
             if checkpoint.get("copied") or done >= n_source:
                 return "copied"
             return f"copy {done}/{n_source}"

@@ -1,13 +1,18 @@
-"""Scale-out migration on Ray Data (issue 14): exactly-once after SIGKILL of a worker or of the driver,
-and the refusal of embedded engines.
+"""Scale-out migration on Ray Data (issues 14, 24): two Ray nodes on this machine, a Milvus server, and kills
+of the driver, a worker process and a whole node; every point exactly once; nothing read from a shared path.
 
-One local Ray cluster per session (``ray.init(num_cpus=2)`` in this process); ``smec-vdb migrate
---workers 2 --ray-address <it>`` runs as a subprocess (the driver) against the ``milvus-lite
-server`` (fixture ``milvus_lite_server_uri``). Sources are made with pymilvus as a user would
-(quick setup: pk ``id``, vector ``vector``, dynamic fields) and the target is read back with
-pymilvus: every source id once, payloads equal, ``full`` equal to the normalised source vector,
-``d16`` equal to a fresh encode by the saved compressor, no checkpoint key left, the report's
-verification passed, the source unchanged. ``SMEC_VDB_RAY_KILLS`` (default 1) kills per kind.
+One local cluster per module (``ray.cluster_utils.Cluster``: a head node and a worker node, each its own
+raylet and object store, on this machine's address: Ray rewrites a 127.0.0.1 address to it when a
+driver connects). The worker node's Python processes start with an audit hook (a ``sitecustomize`` on their
+``PYTHONPATH``) that refuses, and records, any file opened under the driver's directory, where the
+compressor store lives: every test ends by checking that the worker node did real work (it imported
+the sink or the encoder) and never tried to read there. ``smec-vdb migrate --workers 2 --ray-address
+<cluster>`` runs as a subprocess (the driver) against the ``milvus-lite server`` (fixture
+``milvus_lite_server_uri``). Sources are made with pymilvus as a user would (quick setup: pk ``id``,
+vector ``vector``, dynamic fields) and the target is read back with pymilvus: every source id once,
+payloads equal, ``full`` equal to the normalised source vector, ``d16`` equal to a fresh encode by the
+saved compressor, no checkpoint key left, the report's verification passed, the source unchanged.
+``SMEC_VDB_RAY_KILLS`` (default 1) kills per kind.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import signal
 import subprocess
 import time
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -36,26 +42,85 @@ from smec_vdb.migrate.distributed import RANGE_KEY_PREFIX, Connection, migrate_d
 pytest.importorskip("ray", reason="the distributed path needs smec-vdb[ray]")
 pymilvus = pytest.importorskip("pymilvus")
 
-N, WIDTH, BATCH = 1500, 32, 15  # 100 pages: a kill lands inside the copy
+N, WIDTH, BATCH = 900, 32, 15  # 60 pages: a kill lands inside the copy
 DIMS = (24, 16)
 KILLS = int(os.environ.get("SMEC_VDB_RAY_KILLS", "1"))
 META_SUFFIX = "__smec_meta"  # where the Milvus adapter keeps a collection's metadata (one row per key)
 
+SITECUSTOMIZE = '''
+import os, sys
+_root = os.environ["SMEC_TEST_DRIVER_ONLY"]
+def _hook(event, args):
+    if event == "import" and args and str(args[0]).startswith("smec_vdb.migrate.ray."):
+        with open(os.environ["SMEC_TEST_IMPORTS"], "a") as f:
+            f.write(str(args[0]) + "\\n")
+    if event == "open" and args and isinstance(args[0], (str, bytes, os.PathLike)):
+        path = os.path.abspath(os.fsdecode(args[0]))
+        if path.startswith(_root):
+            with open(os.environ["SMEC_TEST_VIOLATIONS"], "a") as f:
+                f.write(f"{os.getpid()} {path}\\n")
+            raise PermissionError(f"a worker node read the driver's path {path}")
+sys.addaudithook(_hook)
+'''
 
-@pytest.fixture(scope="session")
-def ray_address() -> Any:
-    import ray
 
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, object_store_memory=150 * 2**20)
-    try:
-        yield ray.get_runtime_context().gcs_address
-    finally:
-        ray.shutdown()
+@dataclass
+class TwoNodes:
+    """The cluster, the driver-only directory (compressor stores go there) and the worker node's records."""
+
+    cluster: Any
+    worker: Any
+    driver_only: Path
+    hook: Path
+
+    @property
+    def address(self) -> str:
+        return self.cluster.address
+
+    def env(self) -> dict[str, str]:
+        return {"PYTHONPATH": str(self.hook), "SMEC_TEST_DRIVER_ONLY": str(self.driver_only),
+                "SMEC_TEST_VIOLATIONS": str(self.hook / "violations"), "SMEC_TEST_IMPORTS": str(self.hook / "imports")}
+
+    def add_worker(self) -> None:
+        self.worker = self.cluster.add_node(num_cpus=3, env_vars=self.env())
+        self.cluster.wait_for_nodes()
+
+    def assert_no_shared_path(self) -> None:
+        violations = self.hook / "violations"
+        assert not violations.exists(), f"the worker node read the driver's files: {violations.read_text()[:500]}"
+        imports = (self.hook / "imports").read_text() if (self.hook / "imports").exists() else ""
+        assert "smec_vdb.migrate.ray." in imports, "no migration work ran on the worker node"
 
 
 @pytest.fixture(scope="module")
-def compressor(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return train_compressor(clustered_vectors(N, WIDTH, seed=1), DIMS, tmp_path_factory.mktemp("comp") / "c")
+def two_nodes(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    from ray.cluster_utils import Cluster
+
+    hook = tmp_path_factory.mktemp("worker-node-hook")
+    (hook / "sitecustomize.py").write_text(SITECUSTOMIZE)
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 3, "include_dashboard": False})
+    nodes = TwoNodes(cluster, None, tmp_path_factory.mktemp("driver-only"), hook)
+    try:
+        nodes.add_worker()
+        yield nodes
+    finally:
+        cluster.shutdown()
+
+
+@pytest.fixture
+def cluster(two_nodes: TwoNodes) -> Any:
+    """The two nodes (the worker node restarted if a test removed it); the no-shared-path check after."""
+    if two_nodes.worker not in two_nodes.cluster.worker_nodes:
+        two_nodes.add_worker()
+    for record in ("violations", "imports"):
+        (two_nodes.hook / record).unlink(missing_ok=True)
+    yield two_nodes
+    two_nodes.assert_no_shared_path()
+
+
+@pytest.fixture(scope="module")
+def compressor(two_nodes: TwoNodes) -> Path:
+    return train_compressor(clustered_vectors(N, WIDTH, seed=1), DIMS, two_nodes.driver_only / "comp")
 
 
 class Source:
@@ -107,11 +172,11 @@ def source(milvus_lite_server_uri: str) -> Any:
     src.drop()
 
 
-def migrate_args(src: Source, address: str, tmp_path: Path, compressor: Path | None) -> list[str]:
+def migrate_args(src: Source, nodes: TwoNodes, tmp_path: Path, compressor: Path | None) -> list[str]:
     how = ["--compressor", str(compressor)] if compressor else ["--dims", ",".join(map(str, DIMS)), "--epochs", "2"]
     return ["migrate", "--collection", src.name, "--backend", "milvus", "--url", src.uri, *how,
-            "--batch-size", str(BATCH), "--verify-queries", "50", "--workers", "2", "--ray-address", address,
-            "--compressor-store", str(tmp_path / "store"), "--report", str(tmp_path / "report.json")]
+            "--batch-size", str(BATCH), "--verify-queries", "50", "--workers", "2", "--ray-address", nodes.address,
+            "--compressor-store", str(nodes.driver_only / "store"), "--report", str(tmp_path / "report.json")]
 
 
 def assert_exactly_once(src: Source, tmp_path: Path, before: str) -> dict:
@@ -134,7 +199,7 @@ def assert_exactly_once(src: Source, tmp_path: Path, before: str) -> dict:
     return report
 
 
-def wait_for(condition: Callable[[], bool], proc: subprocess.Popen, timeout: float = 180) -> None:
+def wait_for(condition: Callable[[], bool], proc: subprocess.Popen, timeout: float = 300) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
         if proc.poll() is not None:
@@ -143,39 +208,35 @@ def wait_for(condition: Callable[[], bool], proc: subprocess.Popen, timeout: flo
         time.sleep(0.1)
 
 
-def worker_pids() -> list[int]:
-    """Ray Data workers copying ranges (their process title names the class)."""
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if b"RangeCopier" in (entry / "cmdline").read_bytes():
-                    pids.append(int(entry.name))
-            except OSError:
-                continue
-    return pids
+def range_in_progress(src: Source) -> bool:
+    """A range's checkpoint shows pages written and the range unfinished (the copy is under way)."""
+    return any(s.get("written") and not s.get("copied") for s in src.range_checkpoints())
+
+
+def start(args: list[str]) -> subprocess.Popen:
+    return subprocess.Popen([*CLI, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=cli_env())
 
 
 #: when the driver is killed: anchored on what the run has made visible in the target, then a random delay
 DRIVER_KILL_POINTS: dict[str, tuple[Callable[[Source], bool], float]] = {
-    "startup": (lambda s: s.checkpoint() is not None, 6.0),  # planning the ranges, starting the workers
-    "copy": (lambda s: range_in_progress(s), 1.0),  # pages being written by both workers
+    "startup": (lambda s: s.checkpoint() is not None, 6.0),  # cutting the ranges, starting the workers
+    "copy": (range_in_progress, 1.0),  # pages being written on both nodes
     "verify": (lambda s: bool((s.checkpoint() or {}).get("copied")), 3.0),  # every range copied
 }
 
 
 @pytest.mark.server
 @pytest.mark.parametrize("kill", range(KILLS))
-@pytest.mark.parametrize("moment", [  # CI runs the mid-copy kill; `-m slow` adds the other two phases (45 s each)
+@pytest.mark.parametrize("moment", [  # CI runs the mid-copy kill; `-m slow` adds the other two phases
     pytest.param(moment, marks=() if moment == "copy" else pytest.mark.slow) for moment in DRIVER_KILL_POINTS])
-def test_sigkill_driver_then_rerun_is_exactly_once(source: Source, ray_address: str, tmp_path: Path,
+def test_sigkill_driver_then_rerun_is_exactly_once(source: Source, cluster: TwoNodes, tmp_path: Path,
                                                    moment: str, kill: int) -> None:
     """The driver (training on a sample, then the Ray copy, then verifying) is killed at a random moment
-    of a phase; the same command run again finishes only the unfinished ranges."""
+    of a phase; the same command run again finishes only the unfinished ranges, each from its checkpoint."""
     rng = random.Random(f"{moment}{kill}")
     before = source.digest()
-    args = migrate_args(source, ray_address, tmp_path, None)
-    proc = subprocess.Popen([*CLI, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=cli_env())
+    args = migrate_args(source, cluster, tmp_path, None)
+    proc = start(args)
     reached, spread = DRIVER_KILL_POINTS[moment]
     wait_for(lambda: reached(source), proc)
     time.sleep(rng.uniform(0.0, spread))
@@ -185,36 +246,106 @@ def test_sigkill_driver_then_rerun_is_exactly_once(source: Source, ray_address: 
     proc.communicate(timeout=60)
     states, checkpoint = source.range_checkpoints(), source.checkpoint() or {}
     print(f"driver kill at {moment} {kill}: killed={killed}, copy finished {bool(checkpoint.get('copied'))}, "
-          f"ranges done {sum(bool(s.get('copied')) for s in states)} of {len(checkpoint.get('ranges') or [])}, "
+          f"ranges done {sum(bool(s.get('copied')) for s in states)} of {checkpoint.get('ranges')}, "
           f"points in range checkpoints {sum(int(s.get('written', 0)) for s in states)}")
     run_cli(*args)
     assert_exactly_once(source, tmp_path, before)
 
 
-def range_in_progress(src: Source) -> bool:
-    return any(s.get("written") and not s.get("copied") for s in src.range_checkpoints())
+@pytest.mark.server
+def test_a_node_removed_mid_copy_is_exactly_once(source: Source, cluster: TwoNodes, compressor: Path,
+                                                 tmp_path: Path) -> None:
+    """The worker node (its raylet and every worker on it) goes away while ranges are being copied: Ray
+    runs its tasks again on the head node, or the run fails and the same command resumes it."""
+    before = source.digest()
+    args = migrate_args(source, cluster, tmp_path, compressor)
+    proc = start(args)
+    wait_for(lambda: range_in_progress(source), proc)
+    removed = proc.poll() is None
+    if removed:
+        cluster.assert_no_shared_path()  # the worker node took part before it went
+        cluster.cluster.remove_node(cluster.worker, allow_graceful=False)
+    out, err = proc.communicate(timeout=600)
+    print(f"node removed mid-copy: {removed}, driver exit {proc.returncode}: {err.strip().splitlines()[-1:]}")
+    if proc.returncode != 0:
+        assert err.strip().splitlines()[-1].startswith("error:"), err[-2000:]
+        cluster.add_worker()
+        run_cli(*args)
+    assert removed, "the run finished before the node could be removed"
+    assert_exactly_once(source, tmp_path, before)
+
+
+def worker_pids() -> list[int]:
+    """Ray worker processes of the copy: the encoder actors (their process title names the class)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if b"SmecEncoder" in (entry / "cmdline").read_bytes():
+                    pids.append(int(entry.name))
+            except OSError:
+                continue
+    return pids
 
 
 @pytest.mark.server
+@pytest.mark.slow  # the removed node covers a lost worker; this kills one process of a live node
 @pytest.mark.parametrize("kill", range(KILLS))
-def test_sigkill_worker_is_exactly_once(source: Source, ray_address: str, compressor: Path, tmp_path: Path,
+def test_sigkill_worker_is_exactly_once(source: Source, cluster: TwoNodes, compressor: Path, tmp_path: Path,
                                         kill: int) -> None:
-    """A worker is killed in the middle of a range: Ray restarts it and the range resumes from its
-    checkpoint in the same run (else the rerun does); the target is exact either way."""
+    """An encoder actor is killed in the middle of the copy: Ray restarts it and retries its batches
+    (else the rerun resumes); the target is exact either way."""
     rng = random.Random(100 + kill)
     before = source.digest()
-    args = migrate_args(source, ray_address, tmp_path, compressor)
-    proc = subprocess.Popen([*CLI, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=cli_env())
+    args = migrate_args(source, cluster, tmp_path, compressor)
+    proc = start(args)
     wait_for(lambda: range_in_progress(source), proc)
     pids = worker_pids()
     if proc.poll() is None and pids:
         os.kill(rng.choice(pids), signal.SIGKILL)
-    out, err = proc.communicate(timeout=300)
-    print(f"worker kill {kill}: {len(pids)} workers seen, driver exit {proc.returncode}")
+    proc.communicate(timeout=600)
+    print(f"worker kill {kill}: {len(pids)} encoder workers seen, driver exit {proc.returncode}")
     if proc.returncode != 0:
         run_cli(*args)
     assert pids, "no Ray Data worker was found to kill"
     assert_exactly_once(source, tmp_path, before)
+
+
+@pytest.mark.server
+def test_write_smec_from_an_ingestion_dataset(milvus_lite_server_uri: str, cluster: TwoNodes, compressor: Path) -> None:
+    """An ingestion job that makes embeddings in Ray writes a multi-resolution collection in one call; the
+    application then reads it back with pymilvus (payload filter) and searches it with smec-vdb."""
+    import ray
+
+    from smec_vdb.collection import SmecCollection
+    from smec_vdb.migrate.ray import write_smec
+
+    vectors = clustered_vectors(600, WIDTH, seed=5)
+    name = f"ingest_{uuid.uuid4().hex[:8]}"
+    connection = Connection("milvus", url=milvus_lite_server_uri)
+    ray.init(address=cluster.address, log_to_driver=False)
+    try:
+        ds = ray.data.from_items([{"id": i, "vector": vectors[i], "title": f"t{i}", "year": 2000 + i % 30}
+                                  for i in range(600)], override_num_blocks=4)
+        result = write_smec(ds, connection, name, compressor, dims=[16], concurrency=2)
+    finally:
+        ray.shutdown()
+    client = pymilvus.MilvusClient(uri=milvus_lite_server_uri)
+    backend = connection.open()
+    try:
+        assert result == {"written": 600, "skipped": 0}
+        rows = client.query(name, filter='payload["year"] == 2029', output_fields=["id", "payload", "d16"], limit=100)
+        assert sorted(r["id"] for r in rows) == list(range(29, 600, 30))
+        comp = load_compressor(compressor)
+        for r in rows:
+            assert r["payload"] == {"title": f"t{r['id']}", "year": 2029}
+            np.testing.assert_allclose(r["d16"], comp.encode(vectors[r["id"]], 16)[0], atol=1e-4)
+        hits = SmecCollection.open(backend, name).search(vectors[7], k=5)
+        assert hits[0].id == 7
+    finally:
+        backend.drop(name)
+        backend.close()
+        client.close()
 
 
 @pytest.mark.parametrize("end", ["source", "target"])
@@ -230,6 +361,14 @@ def test_embedded_engines_are_refused_before_anything_is_written(tmp_path: Path,
     opts = MigrationOptions(source="docs", dim=16, compressor_store=str(tmp_path / "store"))
     with pytest.raises(SingleWriterError, match=f"{end} is {local.target}, an embedded engine"):
         migrate_distributed(source, opts, target=target, workers=2)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_write_smec_refuses_an_embedded_target_before_writing(tmp_path: Path) -> None:
+    from smec_vdb.migrate.ray import write_smec
+
+    with pytest.raises(SingleWriterError, match="target is milvus-lite"):
+        write_smec(None, Connection("milvus", path=str(tmp_path / "lite.db")), "docs", tmp_path / "nowhere")  # type: ignore[arg-type]
     assert list(tmp_path.iterdir()) == []
 
 
@@ -249,12 +388,12 @@ def test_library_errors_name_parameters() -> None:
 
 @pytest.mark.server
 def test_verification_of_a_distributed_run_fails_on_a_corrupted_target_and_the_rerun_repairs_it(
-        source: Source, ray_address: str, compressor: Path, tmp_path: Path) -> None:
+        source: Source, cluster: TwoNodes, compressor: Path, tmp_path: Path) -> None:
     """The distributed command verifies like the single-process one: a target changed behind its back
     (a point deleted, a payload edited, an encoding overwritten, with pymilvus) fails ``--check`` naming
     each kind, and the same command without it rewrites only those points and passes."""
     before = source.digest()
-    args = migrate_args(source, ray_address, tmp_path, compressor)
+    args = migrate_args(source, cluster, tmp_path, compressor)
     run_cli(*args)
     rows = {r["id"]: r for r in source.rows(source.target, ["id", "payload", "full", "d16", "d24"])}
     source.client.delete(source.target, ids=[3])

@@ -50,6 +50,7 @@ from smec_vdb.migrate.columns import MAX_VARCHAR, column_holds, columns_from_pay
 from smec_vdb.migrate.mapping import Mapped, as_report, schema_mapping
 from smec_vdb.migrate.options import MigrationEvent, MigrationOptions, ProgressCallback, StopCheck
 from smec_vdb.migrate.probe import Fidelity, probe_engine
+from smec_vdb.migrate.recall import QueryPicker, QuerySample
 
 if TYPE_CHECKING:  # torch is imported only when a compressor is loaded (keeps `smec-vdb --help` fast)
     from smec_vdb.compress.base import Compressor
@@ -255,6 +256,8 @@ class Survey:
     probe: dict[str, Point] = field(default_factory=dict)
     #: usable migrated vectors seen (the sample's population)
     seen: int = 0
+    #: verification's held-out recall queries, picked in the same pass
+    queries: QuerySample | None = None
     #: every point read
     points: int = 0
 
@@ -292,11 +295,12 @@ def probe_batch(points: Sequence[Point], schema: CollectionSchema, info: SourceI
 
 
 def survey(backend: Backend, info: SourceInfo, n: int, seed: int, batch: int, progress: ProgressCallback | None,
-           limits: PayloadLimits) -> Survey:
-    """Reservoir-sample ``n`` usable source vectors (deterministic by seed) and note id kinds, norms,
-    points lacking a vector, bad vectors, payloads beyond ``limits`` and what each payload key holds,
-    in one read pass."""
+           limits: PayloadLimits, n_queries: int = 0) -> Survey:
+    """Reservoir-sample ``n`` usable source vectors (deterministic by seed), pick ``n_queries`` recall
+    queries among them, and note id kinds, norms, points lacking a vector, bad vectors, payloads beyond
+    ``limits`` and what each payload key holds, in one read pass."""
     rng = np.random.default_rng(seed)
+    picker = QueryPicker(n_queries, seed)
     reservoir = np.empty((min(n, info.count), info.width), dtype=np.float32)
     found = Survey(sample=reservoir)
     filled = 0
@@ -318,6 +322,7 @@ def survey(backend: Backend, info: SourceInfo, n: int, seed: int, batch: int, pr
         for i in bad:
             found.bad_vectors.note(points[i].id)
         keep = np.setdiff1d(np.arange(len(points)), np.union1d(bad, lacking_rows))
+        picker.offer([points[i].id for i in keep], x[keep])
         if found.non_unit is None and len(keep):
             norms = np.linalg.norm(x[keep], axis=1)
             off = np.flatnonzero(np.abs(norms - 1.0) > UNIT_NORM_TOL)
@@ -335,6 +340,7 @@ def survey(backend: Backend, info: SourceInfo, n: int, seed: int, batch: int, pr
         if progress:
             progress(MigrationEvent("survey", found.seen, info.count))
     found.sample = reservoir[:filled]
+    found.queries = picker.sample(info.width)
     return found
 
 
@@ -612,7 +618,7 @@ def make_plan(source: Backend, target: Backend, info: SourceInfo, opts: Migratio
     provisional = schema_with_ids(info, resolutions, opts, "int")
     target.check_schema(provisional)
     found = survey(source, info, opts.train_sample, opts.seed, opts.batch_size, progress,
-                   target.payload_limits(provisional))
+                   target.payload_limits(provisional), opts.verify_queries)
     info = replace(info, partial=holds_partial_points(target, provisional, info, found))
     refuse_bad_points(info, found, opts, target.target)
     if found.bad_payloads.count:  # left out (skip): copy and verification skip the same points

@@ -16,7 +16,6 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from smec_vdb.backend import Batch, Point
-from smec_vdb.collection import SmecCollection
 from smec_vdb.errors import InvalidVectorError
 from smec_vdb.migrate.options import MigrationOptions
 from smec_vdb.migrate.plan import SourceInfo, bad_vector_rows, without_vector
@@ -41,9 +40,9 @@ def skipped_rows(points: Sequence[Point], x: np.ndarray, info: SourceInfo, opts:
 
 
 def target_batch(points: Sequence[Point], encoded: Mapping[str, np.ndarray], info: SourceInfo,
-                 col: SmecCollection) -> Batch:
+                 partitioned: bool) -> Batch:
     """``points`` as the target stores them; ``encoded``: each resolution's rows for the points that have
-    the migrated vector, in order."""
+    the migrated vector, in order; ``partitioned``: the target keeps partitions (its schema names some)."""
     n = len(points)
     has = np.asarray([info.vector in p.vectors for p in points], dtype=bool)
     vectors: dict[str, object] = {}
@@ -61,7 +60,7 @@ def target_batch(points: Sequence[Point], encoded: Mapping[str, np.ndarray], inf
         vectors[r.name] = values if r.multivector else np.stack(values)
         if any(lacking):
             absent[r.name] = lacking
-    partitions = [p.partition for p in points] if col.schema.partitions else None
+    partitions = [p.partition for p in points] if partitioned else None
     return Batch(ids=[p.id for p in points], vectors=vectors, payloads=[p.payload for p in points],
                  sparse={name: [p.sparse.get(name) for p in points] for name in info.sparse} or None,
                  absent=absent or None, partitions=partitions)

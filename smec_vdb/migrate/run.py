@@ -34,6 +34,7 @@ from smec_vdb.collection import COMPRESSOR_KEY, FULL, SmecCollection
 from smec_vdb.compress.store import CompressorStore, store_name
 from smec_vdb.errors import CalibrationError, CollectionExistsError, ConfigError, MigrationError, VerificationError
 from smec_vdb.layout import check_engine_support, default_layout, saving
+from smec_vdb.migrate.checkpoint import Progress
 from smec_vdb.migrate.copy import copy, write_points
 from smec_vdb.migrate.options import (
     CHECKPOINT_KEY,
@@ -49,8 +50,8 @@ from smec_vdb.migrate.verify import diff, verify
 from smec_vdb.retry import retrying
 
 #: the copy phase: :func:`smec_vdb.migrate.copy.copy` in one process, or a scale-out one
-#: (:class:`smec_vdb.migrate.distributed.RayCopy`); same arguments, returns (points written, skipped ids)
-CopyStep = Callable[..., tuple[int, list]]
+#: (:class:`smec_vdb.migrate.distributed.RayCopy`); same arguments, returns (points written, points skipped)
+CopyStep = Callable[..., tuple[int, int]]
 #: the verification: :func:`smec_vdb.migrate.verify.verify`, or a scale-out one (``RayVerify``); same arguments
 VerifyStep = Callable[..., dict[str, Any]]
 
@@ -160,7 +161,6 @@ def migrate(
         resync = _resync(source, target, info, col, opts, timer, progress, should_stop)
         if opts.check:
             return _check_report(info, col, plan, resync, started)
-        skipped = resync.pop("skipped")
         written = col.count()  # points the target holds; this run's rewrites are in resync
     else:
         if state == "fresh":
@@ -170,23 +170,27 @@ def migrate(
                 compressor_path=comp_path, carried=info.carried, sparse=info.sparse,
                 layout=opts.layout or default_layout(target.target, opts.index.kind), like=schema,
             )
-            checkpoint = {"plan": plan, "cursor": None, "written": 0, "skipped_ids": [],
-                          "compressor_path": str(comp_path), "compressor_hash": comp.manifest_hash}
+            checkpoint = Progress(plan, compressor_path=str(comp_path),
+                                  compressor_hash=comp.manifest_hash).as_record()
             target.set_metadata(name, CHECKPOINT_KEY, checkpoint)
         else:
             col = SmecCollection(target, name, comp)
         assert checkpoint is not None
-        written, skipped = copy_step(source, target, info, col, opts, checkpoint, timer, progress, should_stop)
-    # a scale-out copy records its wall time as "copy" (its workers' read/encode/write seconds overlap)
-    copy_seconds = timer.seconds.get("copy") or sum(timer.seconds.get(p, 0.0) for p in ("read", "encode", "write"))
+        written, _ = copy_step(source, target, info, col, opts, checkpoint, timer, progress, should_stop)
+    # the copy's wall time: its read/encode/write seconds overlap (threads, or Ray workers)
+    copy_seconds = timer.seconds.get("copy", 0.0)
 
+    t0 = time.perf_counter()
+    verification = verify_step(source, target, info, col, min_recall=opts.min_recall, n_queries=opts.verify_queries,
+                               seed=opts.seed, batch=max(opts.batch_size, 256), progress=progress,
+                               should_stop=should_stop, queries=planned.found.queries, timer=timer)
+    timer.add("verify", t0)
+    skipped = verification.pop("skipped_ids")  # the report lists them; metadata keeps the count
+    # after verification, which finds the skipped ids again (the checkpoint counts them); verification's
+    # recall uses its own fixed candidate budget, so the order does not change it
     t0 = time.perf_counter()
     search = _calibrate(source, info, col, opts, skipped, progress)
     timer.add("calibrate", t0)
-    t0 = time.perf_counter()
-    verification = verify_step(source, target, info, col, min_recall=opts.min_recall, n_queries=opts.verify_queries,
-                          seed=opts.seed, batch=max(opts.batch_size, 256), progress=progress, should_stop=should_stop)
-    timer.add("verify", t0)
     footprint = saving(info.schema, col.schema)
     total = time.perf_counter() - started
     report = {
@@ -213,7 +217,7 @@ def migrate(
         **planned.report(),
     }
     target.set_metadata(name, COMPLETE_KEY, {
-        "plan": plan, "source_collection": info.name, "skipped_ids": skipped, "verification": verification,
+        "plan": plan, "source_collection": info.name, "skipped": len(skipped), "verification": verification,
         "footprint": footprint, "engine_fidelity": None if info.fidelity is None else info.fidelity.as_dict()})
     target.set_metadata(name, CHECKPOINT_KEY, None)
     if not verification["passed"]:
@@ -266,7 +270,7 @@ def _resync(source: Backend, target: Backend, info: SourceInfo, col: SmecCollect
                  delete_extra=None if opts.check else delete_extra, progress=progress, should_stop=should_stop,
                  phase="resync")
     timer.add("resync", t0)
-    return {"drift": drift.as_dict(), "skipped": drift.skipped, **counts}
+    return {"drift": drift.as_dict(), **counts}
 
 
 def _through_alias(source: Backend, opts: MigrationOptions) -> MigrationOptions:

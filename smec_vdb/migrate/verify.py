@@ -1,100 +1,64 @@
-"""Compare a target with its source over every point, streamed, and measure recall.
+"""Compare a target with its source over every point in one streaming pass, and measure recall.
 
-One read pass over the source (in batches; the target's points of each batch are fetched by id),
-then one pass over the target's ids (the source is asked for each batch). Memory is bounded by the
-batch size plus the differences found. Per point (issue 10 §4):
+The pass reads source and target pages side by side, each in its engine's own scroll order and
+read ahead in a thread (:func:`smec_vdb.migrate.pipeline.prefetch`), and merges them by id
+(:mod:`smec_vdb.migrate.ranges` orders ids as the engines do): a source id with no target point is
+missing, a target id with no source point is extra; the pairs are judged a page at a time by
+:func:`smec_vdb.migrate.compare.compare`. A target that does not scroll in the source's id order
+(string ids that a Qdrant target keeps under derived UUIDs) is compared by id instead: each source
+page's points fetched from the target, then one pass over the target's ids. Memory is bounded by a
+few pages plus the differences found. Per point (issue 10 §4):
 
-- ids: every usable source point is in the target, and nothing else is;
-- content: a hash of the payload (JSON, keys sorted: ``1`` and ``1.0`` differ, nested values and
-  nulls count) and of the sparse vectors, exact;
+- ids: every source point the target keeps (:mod:`smec_vdb.migrate.points`) is in the target, and
+  nothing else is;
+- the partition, when the target keeps partitions;
+- content: payload and sparse vectors, exact (canonical JSON: ``1`` and ``1.0`` differ, nested values
+  and nulls count);
 - carried dense vectors (multivectors, uint8, float16 alike) bit-equal to the source's, and the stored
   ``full`` vector bit-equal to the one written (the compressor's unit row);
-- each compressed resolution equal to a fresh encode within :data:`VECTOR_ATOL` (a projection's
-  float32 sums depend on the batch it was computed in).
+- each compressed resolution equal to a fresh encode within 1e-4; a point without the migrated vector
+  (a hybrid collection's sparse-only point) has no compressed vector either.
 
 Exact, except where the target engine changes values itself, as the plan's probe found
 (:mod:`smec_vdb.migrate.probe`, ``info.fidelity``): a payload float within the engine's rounding
 (qdrant-edge: 1 ulp) and a cosine vector within the engine's own normalisation are counted under the
-engine's named class (``Drift.classes``, reported, not a difference); anything beyond is a difference.
+engine's named class (``Drift.classes``, reported, not a difference); anything beyond is a difference
+(:mod:`smec_vdb.migrate.compare`).
 
-:func:`diff` serves verification, ``check`` (drift report) and re-sync (the callback rewrites the
-differing points as they are found). :func:`recall_at_10` then measures coarse-to-fine on the
-target against exact full-dim search over the source with a candidate budget of
-:func:`recall_budget` (below 10 % of the collection).
+:func:`diff` serves verification, ``check`` (drift report) and re-sync (the callbacks rewrite or
+delete the differing points as they are found). :func:`verify` adds recall@10
+(:mod:`smec_vdb.migrate.recall`): the exact top-10 of the queries is accumulated in the same pass,
+while the target's searches run in a thread.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-import math
-import zlib
+import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Generator, Iterator, Sequence
 
 import numpy as np
 
-from smec_vdb.backend import Backend, Point, PointId, Resolution, iterate_points
+from smec_vdb.backend import Backend, Point, PointId, iterate_points
 from smec_vdb.collection import FULL, SmecCollection
+from smec_vdb.migrate.compare import (
+    CARRIED, ENCODING, FULL_DIFFERS, MISSING, NO_SOURCE_VECTOR, Compare, Expected, Rules, compare, same_content,
+)
 from smec_vdb.migrate.options import MigrationEvent, MigrationInterrupted, ProgressCallback, StopCheck
-from smec_vdb.migrate.plan import SourceInfo, stack
+from smec_vdb.migrate.pipeline import prefetch
+from smec_vdb.migrate.plan import SourceInfo, Timer, stack
 from smec_vdb.migrate.points import skipped_rows
-from smec_vdb.migrate.probe import COSINE_VECTORS, PAYLOAD_FLOATS, Fidelity, ulps_apart
+from smec_vdb.migrate.ranges import WHOLE, KeyRange, UnorderedError, order_key, read_pages
+from smec_vdb.migrate.recall import (
+    BUDGET_FRACTION, QueryPicker, QuerySample, Searches, TopK, empty_topk, query_budget, recall, recall_budget,
+)
 from smec_vdb.retry import retrying
-from smec_vdb.search import default_candidates
 
-VECTOR_ATOL = 1e-4
-RECALL_K = 10
-#: the recall check's coarse candidates stay below this fraction of the collection
-BUDGET_FRACTION = 0.1
+__all__ = ["Drift", "diff", "recall_budget", "same_content", "verdict", "verify"]
+
 FIRST_IDS = 5
-
-
-def content_hash(point: Point, sparse: Sequence[str]) -> str:
-    """sha256 of the payload and sparse vectors, exact: JSON with sorted keys keeps int vs float."""
-    body = [point.payload, {n: [list(v.indices), list(v.values)] for n, v in sorted(point.sparse.items()) if n in sparse}]
-    return hashlib.sha256(json.dumps(body, sort_keys=True, ensure_ascii=False, default=str).encode()).hexdigest()
-
-
-def same_content(a: Any, b: Any, ulps: int = 0) -> bool:
-    """Equal JSON values, types included (an int is not a float), floats at most ``ulps`` doubles apart."""
-    if isinstance(a, float) and isinstance(b, float):
-        return a == b or ulps_apart(a, b) <= ulps
-    if isinstance(a, dict) and isinstance(b, dict):
-        return a.keys() == b.keys() and all(same_content(a[k], b[k], ulps) for k in a)
-    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
-        return len(a) == len(b) and all(same_content(x, y, ulps) for x, y in zip(a, b))
-    return type(a) is type(b) and a == b
-
-
-def _unit(x: np.ndarray) -> np.ndarray:
-    x = np.asarray(x, dtype=np.float32)
-    norms = np.linalg.norm(x, axis=-1, keepdims=True)
-    return x / np.where(norms > 0, norms, 1.0)
-
-
-def _close(a: np.ndarray, b: np.ndarray, cosine: bool) -> bool:
-    a, b = np.asarray(a, dtype=np.float32), np.asarray(b, dtype=np.float32)
-    if a.shape != b.shape:
-        return False
-    if cosine:
-        a, b = _unit(a), _unit(b)
-    return bool(np.allclose(a, b, atol=VECTOR_ATOL, rtol=0))
-
-
-def _same_vector(written: np.ndarray, got: np.ndarray | None, cosine: bool, fidelity: Fidelity | None) -> str | None:
-    """"" when ``got`` is bit-equal to what was ``written``; the engine's class name when the engine's own
-    normalisation of a cosine vector explains the difference; None when they differ."""
-    a = np.asarray(written, dtype=np.float32)
-    if got is None or a.shape != np.shape(got):
-        return None
-    b = np.asarray(got, dtype=np.float32)
-    if np.array_equal(a, b):
-        return ""
-    if cosine and fidelity is not None and fidelity.cosine_atol and bool(
-            np.abs(_unit(a) - b).max() <= fidelity.cosine_atol):
-        return COSINE_VECTORS
-    return None
+UNEXPECTED = "unexpected (not in source)"
+UNUSABLE = "unexpected (unusable source vector)"
 
 
 @dataclass
@@ -109,8 +73,9 @@ class Drift:
     #: points whose values the target engine changed itself, by the probe's class name (not differences)
     classes: dict[str, int] = field(default_factory=dict)
 
-    def note_class(self, name: str) -> None:
-        self.classes[name] = self.classes.get(name, 0) + 1
+    def note_classes(self, counts: dict[str, int]) -> None:
+        for name, n in counts.items():
+            self.classes[name] = self.classes.get(name, 0) + n
 
     def note(self, kind: str, point_id: PointId) -> None:
         self.kinds[kind] = self.kinds.get(kind, 0) + 1
@@ -134,8 +99,7 @@ class Drift:
             self.kinds[kind] = self.kinds.get(kind, 0) + n
             ids = self.first.setdefault(kind, [])
             ids.extend(other.first[kind][: FIRST_IDS - len(ids)])
-        for name, n in other.classes.items():
-            self.classes[name] = self.classes.get(name, 0) + n
+        self.note_classes(other.classes)
         return self
 
     def as_dict(self) -> dict[str, Any]:
@@ -144,71 +108,210 @@ class Drift:
                 "engine_classes": dict(self.classes)}
 
 
-#: called with the source points of one batch that are missing or differ in the target
+#: called with the source points of one page that are missing or differ in the target, and their vectors
 Repair = Callable[[list[Point], np.ndarray], None]
+
+
+@dataclass
+class _Judge:
+    """Judges pages of (source point, stored point or None) rows and target-only ids into a :class:`Drift`."""
+
+    target: Backend
+    info: SourceInfo
+    col: SmecCollection
+    drift: Drift
+    repair: Repair | None
+    delete_extra: Callable[[list[PointId]], None] | None
+    exact: TopK | None
+    compare: Compare
+    rules: Rules
+    timer: Timer = field(default_factory=Timer)
+
+    def rows(self, rows: Sequence[tuple[Point, Point | None]]) -> None:
+        if not rows:
+            return
+        info, drift = self.info, self.drift
+        points = [s for s, _ in rows]
+        x = stack(points, info.vector, info.width)
+        bad = skipped_rows(points, x, info, None)  # what the copy left out: expected absent
+        for i in bad:
+            drift.skipped.append(points[i].id)
+            if rows[i][1] is not None:
+                drift.note(UNUSABLE, points[i].id)
+        usable = np.setdiff1d(np.arange(len(points)), bad)
+        if not len(usable):
+            return
+        if self.exact is not None:
+            with_vector = [i for i in usable if info.vector in points[i].vectors]
+            t0 = time.perf_counter()
+            self.exact.add([points[i].id for i in with_vector], x[with_vector])
+            self.timer.add("verify_exact_top_k", t0)
+        present = [i for i in usable if rows[i][1] is not None]
+        kinds: dict[int, str] = {int(i): MISSING for i in usable if rows[i][1] is None}
+        if present:
+            expected = self._expected(points, x, present)
+            t0 = time.perf_counter()
+            judged, classes = self.compare(expected, [rows[i][1] for i in present], info.sparse, self.rules)
+            self.timer.add("verify_compare", t0)
+            drift.note_classes(classes)
+            for i, kind in zip(present, judged):
+                if kind is not None:
+                    kinds[int(i)] = kind
+        for i in sorted(kinds):
+            drift.note(kinds[i], points[i].id)
+        drift.checked += len(usable)
+        if self.repair is not None and kinds:
+            redo = sorted(kinds)
+            self.repair([points[i] for i in redo], x[redo])
+
+    def _expected(self, points: Sequence[Point], x: np.ndarray, rows: Sequence[int]) -> Expected:
+        """What the target must hold for ``rows`` of ``points``: what :func:`~smec_vdb.migrate.points.target_batch`
+        writes, the compressed resolutions freshly encoded."""
+        chosen = [points[i] for i in rows]
+        expected = Expected.of(chosen, self.info.sparse, partitioned=bool(self.col.schema.partitions))
+        for r in self.info.carried:
+            has = np.asarray([r.name in p.vectors for p in chosen], dtype=bool)
+            if r.multivector:
+                empty = np.zeros((0, r.dim), dtype=np.float32)
+                values: np.ndarray | list[np.ndarray] = [np.asarray(p.vectors.get(r.name, empty)) for p in chosen]
+            else:
+                values = np.stack([np.asarray(p.vectors.get(r.name, np.zeros(r.dim)), dtype=np.float32)
+                                   for p in chosen])
+            expected.expect(r.name, values, present=has, cosine=r.distance == "cosine", kind=CARRIED)
+        has = np.asarray([self.info.vector in p.vectors for p in chosen], dtype=bool)
+        t0 = time.perf_counter()
+        fresh = self.col.encode(x[np.asarray(rows)[has]]) if has.any() else {}
+        self.timer.add("verify_encode", t0)
+        for r in self.col.resolutions:
+            values = np.zeros((len(chosen), r.dim), dtype=np.float32)
+            if r.name in fresh:
+                values[has] = fresh[r.name]
+            full = r.name == FULL
+            expected.expect(r.name, values, present=has, exact=full, cosine=full,
+                            kind=FULL_DIFFERS if full else ENCODING, unexpected=NO_SOURCE_VECTOR)
+        return expected
+
+    def extra(self, ids: list[PointId]) -> None:
+        for point_id in ids:
+            self.drift.note(UNEXPECTED, point_id)
+        if self.delete_extra is not None and ids:
+            self.delete_extra(ids)
+
+
+def _timed(pages: Iterator[tuple[list[Point], Any]], timer: Timer, phase: str) -> Iterator[tuple[list[Point], Any]]:
+    while True:
+        t0 = time.perf_counter()
+        page = next(pages, None)
+        timer.add(phase, t0)
+        if page is None:
+            return
+        yield page
+
+
+def _points(pages: Iterator[tuple[list[Point], Any]], timer: Timer, phase: str) -> Generator[Point, None, None]:
+    for points, _ in prefetch(_timed(pages, timer, phase)):  # pages read ahead in a thread, points handed out here
+        yield from points
 
 
 def diff(source: Backend, target: Backend, info: SourceInfo, col: SmecCollection, batch: int, *,
          repair: Repair | None = None, delete_extra: Callable[[list[PointId]], None] | None = None,
          progress: ProgressCallback | None = None, should_stop: StopCheck | None = None,
-         phase: str = "verify", source_pages: Iterable[list[Point]] | None = None, target_pass: bool = True) -> Drift:
-    """Every difference between source and target (see module doc), streamed.
+         phase: str = "verify", key_range: KeyRange = WHOLE, exact: TopK | None = None,
+         compare_fn: Compare = compare, rules: Rules | None = None, timer: Timer | None = None) -> Drift:
+    """Every difference between source and target within ``key_range`` (see module doc), streamed.
 
-    ``repair`` receives each batch's missing/differing source points with their vectors; points
-    whose migrated vector is NaN/inf/zero are expected absent (skipped). ``delete_extra`` receives
-    target ids absent from the source. ``source_pages``: the source batches to compare (default: the
-    whole source); ``target_pass`` False leaves out the pass over the target's ids (a distributed
-    verification compares ranges of the source in parallel, then makes that pass once).
+    ``repair`` receives each page's missing/differing source points with their vectors; points whose
+    migrated vector is NaN/inf/zero are expected absent (skipped). ``delete_extra`` receives target ids
+    absent from the source. ``exact`` accumulates the recall queries' exact top-k over the source.
+    ``timer`` gets the seconds of each part (``verify_read_source``, ``verify_read_target`` in the reader
+    threads, ``verify_encode``, ``verify_compare``, ``verify_exact_top_k``).
     """
+    timer = timer if timer is not None else Timer()
+    rules = rules if rules is not None else Rules.of(info.fidelity)
     source, target = retrying(source), retrying(target)  # every call below is a read
-    drift = Drift()
-    carried = list(info.carried)
-    names = {r.name for r in col.resolutions}
+    top = None if exact is None else TopK(exact.queries, exact.k)
+    judge = _Judge(target, info, col, Drift(), repair, delete_extra, top, compare_fn, rules, timer)
+    try:
+        _merged(source, target, info, col, batch, judge, progress, should_stop, phase, key_range)
+    except UnorderedError:
+        if key_range != WHOLE:
+            raise
+        if judge.repair is not None and judge.drift.kinds:  # never: the first pages show the order
+            raise
+        top = None if exact is None else TopK(exact.queries, exact.k)
+        judge = _Judge(target, info, col, Drift(), repair, delete_extra, top, compare_fn, rules, timer)
+        _by_id(source, target, info, col, batch, judge, progress, should_stop, phase)
+    if exact is not None and judge.exact is not None:
+        exact.merge(judge.exact)
+    return judge.drift
+
+
+def _check_stop(should_stop: StopCheck | None, phase: str) -> None:
+    if should_stop and should_stop():
+        raise MigrationInterrupted(f"interrupted during {'verification' if phase == 'verify' else phase}; "
+                                   "run the same command again to resume")
+
+
+def _merged(source: Backend, target: Backend, info: SourceInfo, col: SmecCollection, batch: int, judge: _Judge,
+            progress: ProgressCallback | None, should_stop: StopCheck | None, phase: str, key_range: KeyRange) -> None:
+    """Both collections read in id order side by side, merged by id, judged a page at a time."""
+    timer = judge.timer
+    source_points = _points(read_pages(source, info.name, key_range, batch=batch, with_vectors=info.read_vectors),
+                            timer, "verify_read_source")
+    target_points = _points(read_pages(target, col.name, key_range, batch=batch, with_vectors=True), timer,
+                            "verify_read_target")
+    s_next, t_next = next(source_points, None), next(target_points, None)
+    rows: list[tuple[Point, Point | None]] = []
+    extra: list[PointId] = []
     done = 0
-    if source_pages is None:
-        source_pages = (p for p, _ in iterate_points(source, info.name, batch_size=batch, with_vectors=info.read_vectors))
-    for points in source_pages:
-        if should_stop and should_stop():
-            raise MigrationInterrupted(f"interrupted during {'verification' if phase == 'verify' else phase}; "
-                                      "run the same command again to resume")
-        x = stack(points, info.vector, info.width)
-        bad = set(skipped_rows(points, x, info, None).tolist())
-        usable = [i for i in range(len(points)) if i not in bad]
-        drift.skipped.extend(points[i].id for i in bad)
-        stored = {p.id: p for p in target.retrieve(col.name, [points[i].id for i in usable], with_vectors=True)}
-        for i in bad:
-            if target.retrieve(col.name, [points[i].id], with_vectors=False):
-                drift.note("unexpected (unusable source vector)", points[i].id)
-        encodable = [i for i in usable if info.vector in points[i].vectors]  # sparse-only points have no encodings
-        encoded = col.encode(x[encodable]) if encodable else {}
-        rows = {i: row for row, i in enumerate(encodable)}
-        to_repair: list[int] = []
-        for i in usable:
-            p = points[i]
-            got = stored.get(p.id)
-            mine = {n: m[rows[i]] for n, m in encoded.items()} if i in rows else {}
-            kind, classes = _difference(p, got, info, carried, names, mine, bool(col.schema.partitions))
-            for name in classes:
-                drift.note_class(name)
-            if kind is not None:
-                drift.note(kind, p.id)
-                to_repair.append(i)
-        drift.checked += len(usable)
-        if repair is not None and to_repair:
-            repair([points[i] for i in to_repair], x[to_repair])
+    try:
+        while s_next is not None or t_next is not None:
+            if t_next is None or (s_next is not None and order_key(s_next.id) < order_key(t_next.id)):
+                assert s_next is not None
+                rows.append((s_next, None))
+                s_next = next(source_points, None)
+            elif s_next is None or order_key(t_next.id) < order_key(s_next.id):
+                extra.append(t_next.id)
+                judge.drift.target_count += 1
+                t_next = next(target_points, None)
+            else:
+                rows.append((s_next, t_next))
+                judge.drift.target_count += 1
+                s_next, t_next = next(source_points, None), next(target_points, None)
+            if len(rows) + len(extra) >= batch:
+                _check_stop(should_stop, phase)
+                judge.rows(rows)
+                judge.extra(extra)
+                done += len(rows)
+                rows, extra = [], []
+                if progress:
+                    progress(MigrationEvent(phase, done, info.count))
+        _check_stop(should_stop, phase)
+        judge.rows(rows)
+        judge.extra(extra)
+        if progress:
+            progress(MigrationEvent(phase, done + len(rows), info.count))
+    finally:
+        source_points.close()
+        target_points.close()
+
+
+def _by_id(source: Backend, target: Backend, info: SourceInfo, col: SmecCollection, batch: int, judge: _Judge,
+           progress: ProgressCallback | None, should_stop: StopCheck | None, phase: str) -> None:
+    """Each source page's points fetched from the target by id, then one pass over the target's ids."""
+    done = 0
+    for points, _ in prefetch(iterate_points(source, info.name, batch_size=batch, with_vectors=info.read_vectors)):
+        _check_stop(should_stop, phase)
+        stored = {p.id: p for p in target.retrieve(col.name, [p.id for p in points], with_vectors=True)}
+        judge.rows([(p, stored.get(p.id)) for p in points])
         done += len(points)
         if progress:
             progress(MigrationEvent(phase, done, info.count))
-    for points, _ in iterate_points(target, col.name, batch_size=batch, with_vectors=False) if target_pass else ():
-        drift.target_count += len(points)
+    for points, _ in prefetch(iterate_points(target, col.name, batch_size=batch, with_vectors=False)):
+        judge.drift.target_count += len(points)
         present = {p.id for p in source.retrieve(info.name, [p.id for p in points if _fits(info, p.id)],
                                                  with_vectors=False)}
-        extra = [p.id for p in points if p.id not in present]
-        for point_id in extra:
-            drift.note("unexpected (not in source)", point_id)
-        if delete_extra is not None and extra:
-            delete_extra(extra)
-    return drift
+        judge.extra([p.id for p in points if p.id not in present])
 
 
 def _fits(info: SourceInfo, point_id: PointId) -> bool:
@@ -216,134 +319,78 @@ def _fits(info: SourceInfo, point_id: PointId) -> bool:
     return kind == "any" or (kind == "int") == isinstance(point_id, int)
 
 
-def _difference(p: Point, got: Point | None, info: SourceInfo, carried: Sequence[Resolution], names: set[str],
-                encoded: dict[str, np.ndarray], partitioned: bool) -> tuple[str | None, set[str]]:
-    """The first way the stored point differs from the source point (None: identical), and the engine
-    classes its values fall in (see the module doc)."""
-    if got is None:
-        return "missing", set()
-    fidelity: Fidelity | None = info.fidelity
-    classes: set[str] = set()
-    if partitioned and p.partition != got.partition:
-        return "partition differs", classes
-    if content_hash(p, info.sparse) != content_hash(got, info.sparse):
-        ulps = fidelity.payload_float_ulps if fidelity is not None else 0
-        if not (ulps and same_content(p.payload, got.payload, ulps) and p.sparse == got.sparse):
-            return "payload or sparse vectors differ", classes
-        classes.add(PAYLOAD_FLOATS)
-    for r in carried:
-        if (r.name in p.vectors) != (r.name in got.vectors):
-            return "carried vector differs", classes
-        if r.name in p.vectors:
-            same = _same_vector(p.vectors[r.name], got.vectors[r.name], r.distance == "cosine", fidelity)
-            if same is None:
-                return "carried vector differs", classes
-            if same:
-                classes.add(same)
-    if info.vector not in p.vectors:  # carried without compressed vectors: the target must have none either
-        return ("compressed vector present without a source vector" if names & set(got.vectors) else None), classes
-    if FULL in names:
-        same = _same_vector(encoded[FULL], got.vectors.get(FULL), True, fidelity)
-        if same is None:
-            return "full vector differs", classes
-        if same:
-            classes.add(same)
-    for name, vector in encoded.items():
-        if name != FULL and not _close(vector, got.vectors.get(name, np.empty(0)), False):
-            return "encoding differs from a fresh encode", classes
-    return None, classes
-
-
-def recall_budget(n: int, k: int, input_dim: int, coarse_dim: int) -> int:
-    """Coarse candidates for the recall check: the search default, capped below 10 % of the ``n`` points
-    (so that keeping every point as a candidate cannot hide a bad compressor), at least k + 1.
-
-    On large collections the default (a few hundred) is far below the cap; the cap binds under a few
-    thousand points."""
-    cap = math.ceil(BUDGET_FRACTION * n) - 1
-    return max(k + 1, min(default_candidates(k + 1, input_dim, coarse_dim), cap))
-
-
-def _is_query(point_id: PointId, seed: int, fraction: float) -> bool:
-    return zlib.crc32(f"{seed}:{point_id!r}".encode()) / 2**32 < fraction
-
-
-def recall_at_10(source: Backend, info: SourceInfo, col: SmecCollection, n_queries: int, seed: int, batch: int,
-                 skipped: set, progress: ProgressCallback | None = None, should_stop: StopCheck | None = None
-                 ) -> tuple[float, int, int]:
-    """(recall@10, queries, budget): held-out source points as queries (each excluded from both result
-    lists), exact top-10 by streaming brute force over the source's normalised vectors (memory:
-    queries × batch), against the target's coarse-to-fine search with :func:`recall_budget` candidates."""
-    source = retrying(source)
-    k = RECALL_K
-    n = info.count - len(skipped)
-    fraction = min(1.0, n_queries / max(1, n))
-    q_ids: list[PointId] = []
-    q_vecs: list[np.ndarray] = []
-    for points, _ in iterate_points(source, info.name, batch_size=batch, with_vectors=[info.vector]):
-        for p in points:
-            if (p.id not in skipped and info.vector in p.vectors and _is_query(p.id, seed, fraction)
-                    and len(q_ids) < n_queries):
-                q_ids.append(p.id)
-                q_vecs.append(p.vectors[info.vector])
-    if not q_ids:
-        return 1.0, 0, 0
-    queries = _unit(np.stack(q_vecs))
-    best_scores = np.full((len(q_ids), k + 1), -np.inf, dtype=np.float32)
-    best_ids: list[list[PointId]] = [[None] * (k + 1) for _ in q_ids]  # type: ignore[list-item]
-    for points, _ in iterate_points(source, info.name, batch_size=batch, with_vectors=[info.vector]):
-        points = [p for p in points if p.id not in skipped and info.vector in p.vectors]
-        if not points:
-            continue
-        scores = queries @ _unit(stack(points, info.vector, info.width)).T
-        for qi in range(len(q_ids)):
-            merged = np.concatenate([best_scores[qi], scores[qi]])
-            order = np.argsort(-merged, kind="stable")[: k + 1]
-            pool = best_ids[qi] + [p.id for p in points]
-            best_ids[qi] = [pool[j] for j in order]
-            best_scores[qi] = merged[order]
-    budget = recall_budget(n, k, col.compressor.input_dim, col.resolutions[-1].dim)
-    recalls = []
-    for qi, (qid, q) in enumerate(zip(q_ids, q_vecs)):
-        if should_stop and should_stop():
-            raise MigrationInterrupted("interrupted during verification; run the same command again to resume")
-        exact = [i for i in best_ids[qi] if i is not None and i != qid][:k]
-        got = [h.id for h in col.search(q, k=k + 1, candidates=budget, with_payload=False) if h.id != qid][:k]
-        if exact:
-            recalls.append(len(set(exact) & set(got)) / len(exact))
-        if progress:
-            progress(MigrationEvent("recall", qi + 1, len(q_ids)))
-    return (float(np.mean(recalls)) if recalls else 1.0), len(recalls), budget
-
-
-def verify(source: Backend, target: Backend, info: SourceInfo, col: SmecCollection, *, min_recall: float,
-           n_queries: int, seed: int, batch: int, progress: ProgressCallback | None = None,
-           should_stop: StopCheck | None = None, drift: Drift | None = None) -> dict[str, Any]:
-    """The full comparison (:func:`diff`, or its result ``drift`` when made elsewhere) and recall@10;
-    ``passed`` only if no difference and recall >= min_recall."""
-    if drift is None:
-        drift = diff(source, target, info, col, batch, progress=progress, should_stop=should_stop)
-    recall, n_q, budget = recall_at_10(source, info, col, n_queries, seed, batch, set(drift.skipped), progress,
-                                       should_stop)
+def verdict(info: SourceInfo, drift: Drift, recall_at_10: float, n_queries: int, budget: int,
+            min_recall: float) -> dict[str, Any]:
+    """The verification report: ``passed`` only if no difference and recall >= min_recall; ``skipped_ids``
+    lists every source point left out (:mod:`smec_vdb.migrate.points`; the caller keeps it out of metadata)."""
     problems = []
     if not drift.clean:
         problems.append(f"{drift.describe()}; run the same migrate command again to rewrite only these points")
-    if recall < min_recall:
-        problems.append(f"recall@10 {recall:.4f} < min_recall {min_recall} (budget {budget} candidates): store a "
-                        "larger dim or more dims, or lower min_recall; restart retrains")
-    expected = drift.checked
+    if recall_at_10 < min_recall:
+        problems.append(f"recall@10 {recall_at_10:.4f} < min_recall {min_recall} (budget {budget} candidates): store "
+                        "a larger dim or more dims, or lower min_recall; restart retrains")
     return {
         "passed": not problems,
         "summary": ("verification passed" if not problems else "verification failed: " + " | ".join(problems)) + (
             f" (values the target engine changed itself, by class: {drift.classes})" if drift.classes else ""),
         "count_source": info.count,
         "count_target": drift.target_count,
-        "points_expected": expected,
+        "points_expected": drift.checked,
         **drift.as_dict(),
-        "recall_at_10": round(recall, 4),
-        "recall_queries": n_q,
+        "skipped_ids": list(drift.skipped),
+        "recall_at_10": round(recall_at_10, 4),
+        "recall_queries": n_queries,
         "recall_candidates": budget,
         "budget_rule": f"min(search default, ceil({BUDGET_FRACTION:.0%} of N) - 1), at least k+1",
         "min_recall": min_recall,
         "reference": "exact full-dim cosine search over the source (streamed)",
     }
+
+
+def pick_queries(source: Backend, info: SourceInfo, n_queries: int, seed: int, batch: int) -> QuerySample:
+    """Recall queries by one pass over the source's migrated vector (when the plan's survey did not pick them)."""
+    picker = QueryPicker(n_queries, seed)
+    for points, _ in read_pages(retrying(source), info.name, batch=batch, with_vectors=[info.vector]):
+        x = stack(points, info.vector, info.width)
+        usable = np.setdiff1d(np.arange(len(points)), skipped_rows(points, x, info, None))
+        usable = np.asarray([i for i in usable if info.vector in points[i].vectors], dtype=np.int64)
+        picker.offer([points[i].id for i in usable], x[usable])
+    return picker.sample(info.width)
+
+
+def wait_for_recall(searches: Searches, progress: ProgressCallback | None) -> list[list[PointId]]:
+    """The target's answers to the recall queries, once every search is done (phase ``recall``)."""
+    total = len(searches.results)
+    if progress:
+        progress(MigrationEvent("recall", 0, total))
+    found = searches.wait()
+    if progress:
+        progress(MigrationEvent("recall", total, total))
+    return found
+
+
+def verify(source: Backend, target: Backend, info: SourceInfo, col: SmecCollection, *, min_recall: float,
+           n_queries: int, seed: int, batch: int, progress: ProgressCallback | None = None,
+           should_stop: StopCheck | None = None, queries: QuerySample | None = None,
+           timer: Timer | None = None) -> dict[str, Any]:
+    """:func:`diff` and recall@10 in one pass over source and target (module doc); the target's searches
+    run meanwhile. ``queries``: the held-out points (default: picked by a pass over the source);
+    ``timer``: gets the parts' seconds (see :func:`diff`) and ``verify_recall_wait``, the time spent
+    waiting for the searches once the pass is done."""
+    timer = timer if timer is not None else Timer()
+    if queries is None:
+        queries = pick_queries(source, info, n_queries, seed, batch)
+    budget = query_budget(col, queries)
+    searches = Searches(col, queries, budget)
+    exact = empty_topk(queries)
+    try:
+        drift = diff(source, target, info, col, batch, progress=progress, should_stop=should_stop, exact=exact,
+                     timer=timer)
+    except BaseException:
+        searches.cancel()
+        raise
+    t0 = time.perf_counter()
+    found = wait_for_recall(searches, progress)
+    timer.add("verify_recall_wait", t0)
+    recall_at_10, counted = recall(queries, exact, found)
+    return verdict(info, drift, recall_at_10, counted, budget, min_recall)

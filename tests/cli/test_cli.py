@@ -87,7 +87,7 @@ def test_demo_migrate_search_inspect_end_to_end(tmp_path):
     assert migrated.returncode == 0, migrated.stderr
     # the result on stdout, progress on stderr (a line per phase when stderr is not a terminal)
     assert "verification passed" in migrated.stdout and "docs_live → docs_smec" in migrated.stdout
-    assert migrated.stderr.splitlines() == ["survey…", "train…", "copy…", "calibrate…", "verify…", "recall…"]
+    assert migrated.stderr.splitlines() == ["survey…", "train…", "copy…", "verify…", "recall…", "calibrate…"]
     report = json.loads((tmp_path / "report.json").read_text())
     assert report["target"]["collection"] == "docs_smec" and report["points_written"] == 60
     assert report["alias"] == {"name": "docs_live", "collection": "docs_smec"}
