@@ -39,7 +39,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import torch
@@ -53,6 +53,10 @@ from smec_vdb.compress.smec import SMECCompressor
 from smec_vdb.migrate import MigrationOptions, migrate
 from smec_vdb.train import train
 from smec_vdb.train.config import TrainConfig
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from harness import per_call  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 K = 10
@@ -119,18 +123,6 @@ def random_smec(input_dim: int, dims: Sequence[int], seed: int = 0) -> SMECCompr
             w.copy_(torch.randn(w.shape, generator=gen) / w.shape[1] ** 0.5)
             stage.selector.logits.copy_(torch.randn(stage.selector.logits.shape, generator=gen))
     return comp.eval()
-
-
-def seconds_per_call(fn: Callable[[], Any], min_seconds: float) -> float:
-    """Mean wall seconds of one call, timing whole loops until ``min_seconds`` have passed."""
-    fn()  # warm-up (caches, allocator)
-    calls, start = 0, time.perf_counter()
-    while True:
-        fn()
-        calls += 1
-        elapsed = time.perf_counter() - start
-        if elapsed >= min_seconds:
-            return elapsed / calls
 
 
 def latency_stats(seconds: Sequence[float]) -> dict[str, float]:
@@ -219,7 +211,7 @@ def bench_encode(sizes: Sizes) -> dict[str, Any]:
                 with torch.inference_mode():
                     for _ in range(sizes.encode_rounds):
                         for name, fn in fns.items():
-                            per_round[name].append(seconds_per_call(fn, sizes.encode_seconds))
+                            per_round[name].append(per_call(fn, sizes.encode_seconds))
                 sec = {name: statistics.median(v) for name, v in per_round.items()}
                 ratios = [t / s for t, s in zip(per_round["torch"], per_round["smec"])]
                 flops = 2.0 * batch * input_dim * dim

@@ -177,8 +177,12 @@ def run_one(layout: str, target: str | None, x: np.ndarray, titles: list[str], e
         report = json.loads((root / "r.json").read_text())
         edit_source(layout, root / where, x)
         _, check_seconds, check_out = cli([*base, "--check", "--report", str(root / "check.json")])
+        if not (root / "check.json").exists():
+            raise SystemExit(f"{layout} → {target or 'same store'}: --check wrote no report:\n{check_out}")
         check = json.loads((root / "check.json").read_text())
-        _, _, _ = cli([*base, "--report", str(root / "resync.json")])
+        _, _, resync_out = cli([*base, "--report", str(root / "resync.json")])
+        if not (root / "resync.json").exists():
+            raise SystemExit(f"{layout} → {target or 'same store'}: the re-sync wrote no report:\n{resync_out}")
         resync = json.loads((root / "resync.json").read_text())
     hows: dict[str, int] = {}
     for entry in report["schema_mapping"]:

@@ -1,4 +1,4 @@
-"""The docs run: every code block of README.md (and docs/*.md) is executed, in order, in one temporary folder.
+"""The docs run: every code block of README.md (and benchmarks/README.md, docs/*.md) is executed, in order, in one temporary folder.
 
 A block runs as a reader would run it after the blocks above it: ``python`` blocks as scripts,
 ``bash``/``sh`` blocks with ``bash -e``, all with the working directory a temporary folder that
@@ -24,7 +24,7 @@ import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("**/*.md"))]
+DOCS = [ROOT / "README.md", ROOT / "benchmarks" / "README.md", *sorted((ROOT / "docs").glob("**/*.md"))]
 RUN = {"python": "python", "bash": "shell", "sh": "shell"}
 NOT_CODE = {"text", "json", "toml", "yaml", "console-output"}
 FENCE = re.compile(r"^```(\S*)\s*$")
