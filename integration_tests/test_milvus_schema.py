@@ -195,6 +195,12 @@ def test_qdrant_payload_keys_every_point_agrees_on_become_typed_milvus_columns(t
     mapping = {m["item"]: m["how"] for m in report["schema_mapping"]}
     assert mapping["payload key 'opt'"] == "typed column 'opt' int64 nullable"
     assert mapping["payload keys ['mixed']"] == "dynamic field (points hold it as float and int)"
+    # the plan over the existing target (was: KeyError 'mixed'), checking and re-syncing
+    assert migrate_into_milvus(tmp_path, check=True)["in_sync"]
+    again = migrate_into_milvus(tmp_path)
+    assert again["resync"]["rewritten"] == 0 and again["verification"]["passed"]
+    mapping = {m["item"]: m["how"] for m in again["schema_mapping"]}
+    assert mapping.get("payload keys ['mixed', 'tags']") == "dynamic field (as the existing target was laid out)", mapping
 
 
 def migrate_into_milvus(tmp_path: Path, **kw) -> dict:

@@ -100,7 +100,8 @@ def _payload_entries(source: CollectionSchema, schema: CollectionSchema, found: 
         return entries + [Mapped(f"dynamic field keys {rest}", KEPT)]
     reasons: dict[str, list[str]] = {}
     for k in rest:
-        reasons.setdefault(dynamic[k], []).append(k)
+        # an existing target's layout was chosen when it was made: its reasons are not derived again
+        reasons.setdefault(dynamic.get(k, "as the existing target was laid out"), []).append(k)
     entries += [Mapped(f"payload keys {group}", f"dynamic field ({why})") for why, group in reasons.items()]
     return entries
 
