@@ -27,7 +27,7 @@ from urllib.parse import urlparse
 
 from smec_vdb.adapters.milvus_errors import engine_errors, pymilvus
 from smec_vdb.adapters.milvus_version import LITE, MilvusCapabilities, capabilities
-from smec_vdb.errors import ConfigError
+from smec_vdb.errors import BackendError, ConfigError
 
 DEFAULT_MAX_VECTOR_FIELDS = 4  # Milvus proxy.maxVectorFieldNum
 # Milvus Lite serves each path from one in-process server that outlives MilvusClient.close(): the
@@ -63,6 +63,18 @@ def location(uri: str | None, url: str | None, path: str | None) -> str:
     return value
 
 
+def _closed_by_goaway(error: BaseException) -> bool:
+    """The connect failed on a channel the server had closed for too many keepalive pings."""
+    cause: BaseException | None = error
+    seen: set[int] = set()
+    while cause is not None and id(cause) not in seen:  # pymilvus raises ``e from e``: a chain can loop
+        if "too many pings" in str(cause).lower():
+            return True
+        seen.add(id(cause))
+        cause = cause.__cause__ or cause.__context__
+    return False
+
+
 class MilvusConnection:
     """``client`` (a pymilvus ``MilvusClient``), the ``target`` it reached and that engine's ``capabilities``."""
 
@@ -75,8 +87,16 @@ class MilvusConnection:
         if self.target == "milvus-lite":
             self._lite_path = os.path.abspath(uri.rstrip("/"))
             os.makedirs(os.path.dirname(self._lite_path), exist_ok=True)
-        with self.errors(f"connect to {self.target} at {uri!r}"):
-            self.client = module.MilvusClient(uri=uri, token=token or "", timeout=timeout)
+        # pymilvus shares a channel per server and pings it every 10 s; the milvus-lite server answers with
+        # GOAWAY "too many pings", and the next connect on that channel fails once: then a new one opens
+        for attempt in (1, 2):
+            try:
+                with self.errors(f"connect to {self.target} at {uri!r}"):
+                    self.client = module.MilvusClient(uri=uri, token=token or "", timeout=timeout)
+                break
+            except BackendError as e:
+                if attempt == 2 or not _closed_by_goaway(e):
+                    raise
         if self._lite_path is not None:
             with _LITE_USERS_LOCK:
                 _LITE_USERS[self._lite_path] = _LITE_USERS.get(self._lite_path, 0) + 1
