@@ -153,6 +153,15 @@ def edit_source(layout: str, path: Path, x: np.ndarray) -> None:
     client.close()
 
 
+def in_child(fn: Callable[..., Any], *args: Any) -> Any:
+    """``fn(*args)`` in a child process: Milvus Lite serves a path from a server inside the process that opened
+    it, alive after ``close()``, so the CLI could not open a source this process built or edited."""
+    import multiprocessing
+
+    with multiprocessing.get_context("spawn").Pool(1) as pool:
+        return pool.apply(fn, args)
+
+
 def cli(args: list[str]) -> tuple[int, float, str]:
     t0 = time.perf_counter()
     proc = subprocess.run([sys.executable, "-m", "smec_vdb.cli.app", "migrate", *args], capture_output=True, text=True,
@@ -164,7 +173,7 @@ def run_one(layout: str, target: str | None, x: np.ndarray, titles: list[str], e
     build, where = LAYOUTS[layout]
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        source_args = build(root / where, x, titles)
+        source_args = in_child(build, root / where, x, titles)
         target_args = [] if target is None else ["--target-backend", target, "--target-path",
                                                  str(root / ("t.db" if target == "milvus" else "edge"))]
         base = ["--collection", "docs", "--dim", "64", "--epochs", str(epochs), "--compressor-store",
@@ -175,7 +184,7 @@ def run_one(layout: str, target: str | None, x: np.ndarray, titles: list[str], e
         if code:
             return {"layout": layout, "target": target or "same store", "refused": out.strip().splitlines()[-1]}
         report = json.loads((root / "r.json").read_text())
-        edit_source(layout, root / where, x)
+        in_child(edit_source, layout, root / where, x)
         _, check_seconds, check_out = cli([*base, "--check", "--report", str(root / "check.json")])
         if not (root / "check.json").exists():
             raise SystemExit(f"{layout} → {target or 'same store'}: --check wrote no report:\n{check_out}")
