@@ -25,9 +25,11 @@ import threading
 from contextlib import AbstractContextManager
 from urllib.parse import urlparse
 
+from tenacity import Retrying, retry_if_exception, stop_after_attempt
+
 from smec_vdb.adapters.milvus_errors import engine_errors, pymilvus
 from smec_vdb.adapters.milvus_version import LITE, MilvusCapabilities, capabilities
-from smec_vdb.errors import BackendError, ConfigError
+from smec_vdb.errors import ConfigError
 
 DEFAULT_MAX_VECTOR_FIELDS = 4  # Milvus proxy.maxVectorFieldNum
 # Milvus Lite serves each path from one in-process server that outlives MilvusClient.close(): the
@@ -89,14 +91,9 @@ class MilvusConnection:
             os.makedirs(os.path.dirname(self._lite_path), exist_ok=True)
         # pymilvus shares a channel per server and pings it every 10 s; the milvus-lite server answers with
         # GOAWAY "too many pings", and the next connect on that channel fails once: then a new one opens
-        for attempt in (1, 2):
-            try:
-                with self.errors(f"connect to {self.target} at {uri!r}"):
-                    self.client = module.MilvusClient(uri=uri, token=token or "", timeout=timeout)
-                break
-            except BackendError as e:
-                if attempt == 2 or not _closed_by_goaway(e):
-                    raise
+        for attempt in Retrying(stop=stop_after_attempt(2), retry=retry_if_exception(_closed_by_goaway), reraise=True):
+            with attempt, self.errors(f"connect to {self.target} at {uri!r}"):
+                self.client = module.MilvusClient(uri=uri, token=token or "", timeout=timeout)
         if self._lite_path is not None:
             with _LITE_USERS_LOCK:
                 _LITE_USERS[self._lite_path] = _LITE_USERS.get(self._lite_path, 0) + 1
