@@ -226,8 +226,9 @@ def kill_points(tpl: Template, root: Path, compressor: Path | None, n_kills: int
                     log.finished_before_kill += 1
                     continue
             assert rc == -signal.SIGKILL, f"exit {rc}: {err}"
-            try:
+            try:  # loading the target for the state or the consistency check may meet it first
                 state = target_state(store, tpl.n, ALIAS)
+                assert_consistent_after_kill(store, compressor)
             except BackendError as e:  # Milvus Lite killed while writing an index file in place
                 assert TRUNCATED_BY_ENGINE in str(e), e
                 log.phases["engine file cut short"] += 1
@@ -235,7 +236,6 @@ def kill_points(tpl: Template, root: Path, compressor: Path | None, n_kills: int
                 resume.append("--restart")  # the way out the error names
                 break
             log.phases[phase_name(state)] += 1
-            assert_consistent_after_kill(store, compressor)
         run_cli(*args, *resume)  # resume to the end
         final = json.loads((root / f"kill{i}.json").read_text())
         assert final["points_written"] == tpl.n, "a resume re-counted (re-copied) points"
