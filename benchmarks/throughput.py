@@ -23,8 +23,11 @@ Verification memory: a fresh process verifies a finished migration of 20k and of
 points on the milvus-lite server (the engine's memory is the server's): peak RSS (VmHWM) and its rise
 during the verification.
 
-    OMP_NUM_THREADS=1 nice -n 10 .venv/bin/python benchmarks/throughput.py [--wide-points 50000]
+    .venv/bin/python benchmarks/throughput.py [--wide-points 50000]
         [--targets qdrant-edge,qdrant-local,milvus-lite,milvus-lite-server,milvus-2.3.5] [--skip-rss]
+
+The committed tables: ``--wide-points 50000 --skip-rss`` (torch's default threads), the memory rows from
+a run of their own (``--sets none``) merged into the JSON; ``--from-json`` redraws the tables.
 
 Writes benchmarks/results/throughput.json and throughput.md.
 """
@@ -422,7 +425,12 @@ def markdown(results: dict[str, Any]) -> str:
         out.append("")
     if results.get("verify_rss"):
         rows = results["verify_rss"]
-        out += ["## Verification memory (milvus-lite server, 768-d)", "", "| points | RSS before | peak during verify | "
+        run = results.get("verify_rss_run")  # measured by a run of its own (--sets none), merged into this file
+        out += ["## Verification memory (milvus-lite server, 768-d)", ""]
+        if run:
+            out += [f"Command: `{run['command']}`; load average {run['load_average_start']} → {run['load_average_end']}; "
+                    f"{run['minutes']} min.", ""]
+        out += ["| points | RSS before | peak during verify | "
                 "rise | verify s |", "|---|---|---|---|---|"]
         for r in rows:
             out.append(f"| {r['points']:,} | {r['rss_before_verify'] / 2**20:.0f} MiB | "

@@ -2,8 +2,8 @@
 
 The engine's default indexing threshold (10,000 KB per segment) left collections of a few MB graph-less,
 so every search was a plain scan and ``ef`` changed nothing; the adapter builds the graph from 1 KB, and
-``full_scan_threshold_kb=0`` makes the engine walk it. ``SmecCollection.search(ef=...)`` reaches the
-coarse stage.
+``full_scan_threshold_kb=0`` makes the engine walk it. ``SmecCollection.search(ef=...)`` and
+``search_many(ef=...)`` reach the coarse stage.
 """
 
 from __future__ import annotations
@@ -37,4 +37,7 @@ def test_a_small_hnsw_collection_walks_its_graph_and_ef_reaches_it(tmp_path):
     default = [[h.id for h in col.search(q, 10, candidates=10, with_payload=False)] for q in queries]
     assert narrow == default  # the schema's ef_search is the default
     assert narrow != wide  # a graph walk: a scan would answer the same at every ef
+    for ef, one_by_one in ((10, narrow), (2000, wide)):  # the batched path passes ef on too
+        assert [[h.id for h in hits] for hits in col.search_many(queries, 10, candidates=10, ef=ef,
+                                                                 with_payload=False)] == one_by_one
     backend.close()

@@ -32,7 +32,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping, Protocol, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Protocol, Sequence, TypeVar
 
 import numpy as np
 
@@ -61,6 +61,7 @@ COMPRESSOR_KEY = "compressor"
 SEARCH_KEY = "search"
 #: queries per engine request of :meth:`SmecCollection.search_many`
 SEARCH_BATCH = 256
+T = TypeVar("T")
 
 
 class Encoder(Protocol):
@@ -400,15 +401,15 @@ class SmecCollection:
         one, on the concrete collection (module doc)."""
         if k < 1:
             raise ConfigError(f"k must be >= 1, found {k}")
-        for attempt in (0, 1):
-            b = self._current() if attempt == 0 else self._follow_swap()
-            stages = self._stages(b, vector, k, candidates, ef)
-            try:
-                return self.backend.search_stages(b.collection, stages, filter=filter, with_payload=with_payload)
-            except CollectionNotFoundError:
-                if not b.via_alias or attempt:
-                    raise  # not dropped by a swap: report it
-        raise AssertionError("unreachable")
+
+        def run(b: Binding) -> list[Hit]:
+            query = as_rows(vector, b.encoder.input_dim)
+            if query.shape[0] != 1:
+                raise DimensionError(f"search takes one query vector, found {query.shape[0]} rows")
+            stages = self._stages(b, {name: m[0] for name, m in self._queries(b, query).items()}, k, candidates, ef)
+            return self.backend.search_stages(b.collection, stages, filter=filter, with_payload=with_payload)
+
+        return self._on_binding(run)
 
     def search_many(
         self,
@@ -416,6 +417,7 @@ class SmecCollection:
         k: int = 10,
         *,
         candidates: int | None = None,
+        ef: int | None = None,
         filter: Filter | None = None,
         with_payload: bool = True,
     ) -> list[list[Hit]]:
@@ -424,38 +426,42 @@ class SmecCollection:
         of every vector) per :data:`SEARCH_BATCH` queries; the hits of each query, in order."""
         if k < 1:
             raise ConfigError(f"k must be >= 1, found {k}")
+
+        def run(b: Binding) -> list[list[Hit]]:
+            matrices = self._queries(b, as_rows(vectors, b.encoder.input_dim))
+            out: list[list[Hit]] = []
+            for start in range(0, len(next(iter(matrices.values()))), SEARCH_BATCH):
+                part = {name: m[start:start + SEARCH_BATCH] for name, m in matrices.items()}
+                out += self.backend.search_stages_many(b.collection, self._stages(b, part, k, candidates, ef),
+                                                       filter=filter, with_payload=with_payload)
+            return out
+
+        return self._on_binding(run)
+
+    def _on_binding(self, run: Callable[[Binding], T]) -> T:
+        """``run`` on the bound collection; once more on the alias's new collection when a swap dropped
+        the old one under it (an error of a collection not bound through an alias is reported)."""
         for attempt in (0, 1):
             b = self._current() if attempt == 0 else self._follow_swap()
-            candidates_k = candidates or b.default_candidates(k)
-            if candidates_k < k:
-                raise ConfigError(f"candidates ({candidates_k}) must be >= k ({k})")
-            queries = as_rows(vectors, b.encoder.input_dim)
-            encoded = b.query_encoder.encode_many(queries, b.compressed_dims, normalize=False)
-            matrices = {r.name: encoded.get(r.dim, queries) for r in b.resolutions}
             try:
-                out: list[list[Hit]] = []
-                for start in range(0, len(queries), SEARCH_BATCH):
-                    part = {name: m[start:start + SEARCH_BATCH] for name, m in matrices.items()}
-                    out += self.backend.search_stages_many(b.collection, plan_stages(part, b.coarse_to_fine, k, candidates_k),
-                                                           filter=filter, with_payload=with_payload)
-                return out
+                return run(b)
             except CollectionNotFoundError:
                 if not b.via_alias or attempt:
                     raise
         raise AssertionError("unreachable")
 
     @staticmethod
-    def _stages(b: Binding, vector: Any, k: int, candidates: int | None, ef: int | None = None) -> list:
-        candidates = candidates or b.default_candidates(k)
-        if candidates < k:
-            raise ConfigError(f"candidates ({candidates}) must be >= k ({k})")
-        query = as_rows(vector, b.encoder.input_dim)
-        if query.shape[0] != 1:
-            raise DimensionError(f"search takes one query vector, found {query.shape[0]} rows")
-        # cosine (every SMEC collection): the engines normalise the query themselves
-        encoded = b.query_encoder.encode_many(query, b.compressed_dims, normalize=False)
-        queries = {r.name: (query[0] if r.dim not in encoded else encoded[r.dim][0]) for r in b.resolutions}
-        stages = plan_stages(queries, b.coarse_to_fine, k, candidates)
+    def _queries(b: Binding, queries: np.ndarray) -> dict[str, np.ndarray]:
+        """Each resolution's query rows: the compressed ones encoded once (cosine, every SMEC collection:
+        the engines normalise the query themselves), the full one as given."""
+        encoded = b.query_encoder.encode_many(queries, b.compressed_dims, normalize=False)
+        return {r.name: encoded.get(r.dim, queries) for r in b.resolutions}
+
+    @staticmethod
+    def _stages(b: Binding, queries: Mapping[str, np.ndarray], k: int, candidates: int | None,
+                ef: int | None) -> list:
+        """The stages of one search (or one batch of them): ``ef`` set on the first, the coarse one."""
+        stages = plan_stages(queries, b.coarse_to_fine, k, candidates or b.default_candidates(k))
         return stages if ef is None else [replace(stages[0], ef=ef), *stages[1:]]
 
     def count(self) -> int:
