@@ -362,9 +362,11 @@ def test_thirty_thousand_skipped_ids_on_milvus_2_3_5_finish_and_resume(milvus_se
                              for i in range(start, start + 5_000) if i < 31_000])
     good_ids = list(range(0, 31_000, 31))
     meta = f"{name}_smec__smec_meta"
-    # pages of 250: a copy long enough that the checkpoint cadence (>= 20x a write, <= 10 s) writes one mid-copy
+    # pages of 50: a copy long enough that the checkpoint cadence (>= 20x a write, <= 10 s) writes several past
+    # 12,000 skips (measured idle: every 0.4 s, 1.6 s of copy with > 12,000; pages of 250 left one 0.4 s window,
+    # which a fresh CI machine missed)
     args = ["migrate", "--collection", name, "--backend", "milvus", "--url", milvus_server_uri, "--dim", "8",
-            "--drop-full", "--on-bad-vector", "skip", "--epochs", "1", "--batch-size", "250", "--verify-queries", "20",
+            "--drop-full", "--on-bad-vector", "skip", "--epochs", "1", "--batch-size", "50", "--verify-queries", "20",
             "--min-recall", "0", "--compressor-store", str(tmp_path / "store"), "--report", str(tmp_path / "r.json")]
 
     def skipped_so_far() -> bool:
