@@ -428,9 +428,10 @@ class SmecCollection:
             raise ConfigError(f"k must be >= 1, found {k}")
 
         def run(b: Binding) -> list[list[Hit]]:
-            matrices = self._queries(b, as_rows(vectors, b.encoder.input_dim))
+            queries = as_rows(vectors, b.encoder.input_dim)
+            matrices = self._queries(b, queries)
             out: list[list[Hit]] = []
-            for start in range(0, len(next(iter(matrices.values()))), SEARCH_BATCH):
+            for start in range(0, len(queries), SEARCH_BATCH):
                 part = {name: m[start:start + SEARCH_BATCH] for name, m in matrices.items()}
                 out += self.backend.search_stages_many(b.collection, self._stages(b, part, k, candidates, ef),
                                                        filter=filter, with_payload=with_payload)
