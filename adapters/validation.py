@@ -222,10 +222,11 @@ def check_stages(schema: CollectionSchema, stages: Sequence[SearchStage], *, bat
         raise ConfigError("search_stages needs at least one stage")
     checked = []
     for stage in stages:
-        if stage.limit < 1:
-            raise ConfigError(f"stage on {stage.name!r}: limit must be >= 1, found {stage.limit}")
-        if stage.ef is not None and stage.ef < 1:
-            raise ConfigError(f"stage on {stage.name!r}: ef must be >= 1, found {stage.ef}")
+        for knob, value in (("limit", stage.limit), ("ef", stage.ef)):
+            if knob == "ef" and value is None:
+                continue  # the schema's ef_search
+            if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
+                raise ConfigError(f"stage on {stage.name!r}: {knob} must be an integer >= 1, found {value!r}")
         if stage.oversampling is not None and not 1.0 <= stage.oversampling <= 100.0:
             raise ConfigError(f"stage on {stage.name!r}: oversampling must be within [1, 100], found {stage.oversampling}")
         check = check_queries if batch else check_query
