@@ -41,6 +41,10 @@ def pymilvus() -> Any:
         raise MissingDependencyError(f"the milvus backend needs pymilvus: {engine('milvus').install_hint}") from e
     if host_level:
         logging.getLogger("pymilvus").setLevel(host_level)
+    try:  # pymilvus execs scipy.sparse afresh on its first search, unlocked: two threads at once (a search
+        import scipy.sparse  # noqa: F401 - beside the verification's recall thread) failed with KeyError
+    except ImportError:  # 'scipy.sparse' (seen in CI); imported once here, that exec finds it in sys.modules
+        pass
     return module
 
 
